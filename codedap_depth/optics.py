@@ -98,7 +98,7 @@ class Camera:
         if self.psf_size < 3 or self.psf_size % 2 == 0:
             raise ValueError(f"camera psf_size must be odd and >= 3, got {self.psf_size}")
         if self.psf_model not in ("geometric", "fourier"):
-            raise ValueError(f"camera psf_model must be geometric or fourier, not {self.psf_model}")
+            raise ValueError(f"camera psf_model must be geometric or fourier: {self.psf_model}")
         if self.width < 1 or self.height < 1:
             raise ValueError("camera width and height must be positive")
 
@@ -217,15 +217,17 @@ def fourier_psf(mask: np.ndarray, camera: Camera, depth: float, wavelength: floa
     """Fourier-optics PSF at one wavelength: ``|FFT(pupil)|^2`` resampled to pixels.
 
     The pupil is the mask amplitude times the defocus phase ``2 pi / lambda * r^2 / 2 *
-    (1/d - 1/s)`` (the wave converges to ``1/f - 1/d`` instead of ``1/f - 1/s``). The sensor field is sampled ``ss`` times finer than the pixel pitch, with
-    ``ss`` large enough that the pupil grid spans twice the aperture, then box-filtered.
+    (1/d - 1/s)`` (the wave converges to ``1/f - 1/d`` instead of ``1/f - 1/s``). The sensor
+    field is sampled ``ss`` times finer than the pixel pitch, with ``ss`` large enough that
+    the pupil grid spans twice the aperture, then box-filtered.
 
     Returns:
         [psf_size, psf_size] float64 PSF summing to 1.
     """
     size = camera.psf_size
     image_distance = 1.0 / (1.0 / camera.focal_length - 1.0 / camera.focus_distance)
-    ss = max(2, math.ceil(2 * camera.aperture * camera.pixel_pitch / (wavelength * image_distance)))
+    diffraction_px = wavelength * image_distance / camera.aperture / camera.pixel_pitch
+    ss = max(2, math.ceil(2 / diffraction_px))
     nfft = 1 << math.ceil(math.log2(2 * size * ss))
     dx = wavelength * image_distance * ss / (camera.pixel_pitch * nfft)  # pupil sample, metres
     coords = (np.arange(nfft) - nfft / 2) * dx
@@ -413,11 +415,8 @@ def depth_discrimination(mask: np.ndarray, diameters_px: np.ndarray, noise: floa
     f2 = f[:, None] ** 2 + f[None, :] ** 2
     power = np.where(f2 > 0, 1.0 / np.where(f2 > 0, f2, 1.0), 0.0)
     noise_power = noise**2 * grid * grid
-    spectra = [
-        np.abs(np.fft.fft2(np.fft.ifftshift(geometric_psf(mask, d, grid - 1, False)), (grid, grid)))
-        ** 2
-        for d in diameters_px
-    ]
+    psfs = [np.fft.ifftshift(geometric_psf(mask, d, grid - 1, False)) for d in diameters_px]
+    spectra = [np.abs(np.fft.fft2(psf, (grid, grid))) ** 2 for psf in psfs]
     scores = []
     for a_k, b_k in zip(spectra[:-1], spectra[1:], strict=True):
         ratio = (a_k * power + noise_power) / (b_k * power + noise_power)

@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: Apache-2.0
+"""DFD-DPS: joint all-in-focus image and depth by diffusion posterior sampling.
+
+Tensors: the coded measurement ``y`` is [1, C, H, W] in [0, 1] (C = 1 mono, 3 RGB); the
+diffusion state lives in the prior's range [-1, 1] with 3 channels; depth is carried as a
+normalised inverse depth ``v`` in [0, 1] (0 = farthest bank layer, 1 = nearest), so step
+sizes do not depend on the camera's range. H and W must be multiples of the prior's
+``size_multiple`` (the pipeline pads).
+
+``dfd_dps`` follows the loop of design.md section 4; ``dps`` is the original DPS update
+(Chung et al. 2023: gradient of ``||y - A(x0_hat)||`` with respect to ``x_t``, through the
+network), kept for comparison. Both return the same ``SamplerResult``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from codedap_depth.forward import LayeredBlur
+from codedap_depth.prior import Prior, from_prior_range
+
+#: Called after every outer iteration with (iteration, total, x0 [M,3,H,W] prior range, v).
+Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Tuning of both samplers (defaults chosen by ``benchmarks/tune_sampler.py``). The step
+    count and the number of posterior samples are arguments of the samplers themselves.
+
+    Attributes:
+        inner_steps: Adam steps on (x0, v) per outer step (``dfd_dps``).
+        lr_image: Adam step on x0, prior-range units.
+        lr_depth: Adam step on the normalised inverse depth v.
+        prior_scale: the proximity term's std is ``prior_scale * sqrt((1 - abar_t) / abar_t)``.
+        tv_weight: weight of the edge-weighted total variation of v.
+        edge_scale: image-gradient scale (prior range) at which TV weights fall by 1/e.
+        renoise: share of fresh noise when re-noising (DDIM eta-like; 0 = deterministic).
+        dps_step: step size zeta of the ``dps`` variant.
+        occlusion: occlusion-aware renderer (else additive) inside the sampler.
+    """
+
+    inner_steps: int = 4
+    lr_image: float = 0.03
+    lr_depth: float = 0.02
+    prior_scale: float = 1.0
+    tv_weight: float = 0.02
+    edge_scale: float = 0.1
+    renoise: float = 0.3
+    dps_step: float = 1.0
+    occlusion: bool = True
+
+    def __post_init__(self) -> None:
+        if self.inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if not 0.0 <= self.renoise <= 1.0:
+            raise ValueError(f"renoise must be in [0, 1], got {self.renoise}")
+
+
+@dataclass(frozen=True)
+class SamplerResult:
+    """Posterior samples.
+
+    Attributes:
+        aif: [M, C, H, W] all-in-focus images, [0, 1] intensities (C as the measurement).
+        inv_depth: [M, 1, H, W] inverse depth, 1/m, within the bank range.
+        residuals: RMS data residual ([0, 1] intensities) after each outer iteration.
+    """
+
+    aif: torch.Tensor
+    inv_depth: torch.Tensor
+    residuals: list[float]
+
+
+def ddim_timesteps(steps: int, train_steps: int = 1000) -> list[int]:
+    """``steps`` descending training timesteps, evenly spaced from ``train_steps - 1`` to 0.
+
+    >>> ddim_timesteps(4)
+    [999, 666, 333, 0]
+    """
+    if not 1 <= steps <= train_steps:
+        raise ValueError(f"steps must be in 1..{train_steps}, got {steps}")
+    return [round(t) for t in torch.linspace(train_steps - 1, 0, steps).tolist()]
+
+
+def dfd_dps(
+    y: torch.Tensor,
+    model: LayeredBlur,
+    prior: Prior,
+    config: SamplerConfig,
+    steps: int,
+    samples: int,
+    init_v: torch.Tensor,
+    noise_sigma: float,
+    generator: torch.Generator,
+    valid: torch.Tensor | None = None,
+    callback: Callback | None = None,
+) -> SamplerResult:
+    """DFD-DPS: per step, Tweedie x0, a few data-consistency steps on (x0, v), re-noise.
+
+    Args:
+        y: [1, C, H, W] coded measurement.
+        model: forward model for this bank and frame size.
+        prior: diffusion prior (epsilon prediction).
+        config: sampler tuning.
+        steps: DDIM steps T' (1 ... 1000).
+        samples: posterior samples M, run as one batch.
+        init_v: [1, 1, H, W] initial normalised inverse depth (warm start).
+        noise_sigma: measurement noise std, [0, 1] intensities.
+        generator: seeded generator on ``y``'s device.
+        valid: [1, 1, H, W] 1 where the data term applies (0 on padding); default all.
+        callback: progress hook.
+    """
+    abar = prior.alphas_cumprod
+    times = ddim_timesteps(steps, abar.shape[0])
+    m = samples
+    valid = torch.ones_like(y[:, :1]) if valid is None else valid
+    v = init_v.expand(m, -1, -1, -1).clone()
+    x_t = torch.randn((m, 3, *y.shape[-2:]), generator=generator, device=y.device)
+    residuals: list[torch.Tensor] = []
+    for i, t in enumerate(times):
+        a_t = abar[t]
+        a_prev = abar[times[i + 1]] if i + 1 < len(times) else abar.new_tensor(1.0)
+        with torch.no_grad():
+            eps = prior.eps(x_t, torch.full((m,), t, device=y.device, dtype=torch.long))
+        # (1) Tweedie / explicit x0 estimate
+        x0_prior = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        # (2) data consistency: argmin data + proximity to x0_prior + edge-weighted TV(v)
+        prox_std = config.prior_scale * math.sqrt((1 - float(a_t)) / float(a_t))
+        edges = edge_weights(x0_prior, config.edge_scale)
+        x0 = x0_prior.clone().requires_grad_(True)
+        v = v.detach().requires_grad_(True)
+        optimiser = torch.optim.Adam(
+            [{"params": [x0], "lr": config.lr_image}, {"params": [v], "lr": config.lr_depth}]
+        )
+        for _ in range(config.inner_steps):
+            error = (render(model, x0, v, y.shape[1]) - y) * valid
+            data = error.pow(2).mean(dim=(1, 2, 3)) / (2 * noise_sigma**2)
+            proximity = (x0 - x0_prior).pow(2).mean(dim=(1, 2, 3)) / (2 * prox_std**2)
+            loss = (data + proximity + config.tv_weight * weighted_tv(v, edges)).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                x0.clamp_(-1, 1)
+                v.clamp_(0, 1)
+        x0, v = x0.detach(), v.detach()
+        # (3) re-noise to the next timestep with the noise implied by the refined x0
+        eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        fresh = torch.randn(x0.shape, generator=generator, device=y.device)
+        mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
+        x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed
+        residuals.append(rms_residual(model, x0, v, y, valid))
+        if callback is not None:
+            callback(i, len(times), x0, v)
+    aif, inv_depth = measured(x0, y.shape[1]), v_to_inv(model, v)
+    return SamplerResult(aif, inv_depth, torch.stack(residuals).tolist())
+
+
+def dps(
+    y: torch.Tensor,
+    model: LayeredBlur,
+    prior: Prior,
+    config: SamplerConfig,
+    steps: int,
+    samples: int,
+    init_v: torch.Tensor,
+    noise_sigma: float,
+    generator: torch.Generator,
+    valid: torch.Tensor | None = None,
+    callback: Callback | None = None,
+) -> SamplerResult:
+    """Plain DPS (Chung et al. 2023) extended to depth: ``x_{t-1} = DDIM(x0_hat) - zeta *
+    grad_{x_t} ||y - A(x0_hat, v)||`` and ``v <- v - zeta * grad_v ||.||``. Arguments as
+    ``dfd_dps`` (``noise_sigma`` is unused: DPS normalises by the residual norm)."""
+    del noise_sigma
+    abar = prior.alphas_cumprod
+    times = ddim_timesteps(steps, abar.shape[0])
+    m = samples
+    valid = torch.ones_like(y[:, :1]) if valid is None else valid
+    v = init_v.expand(m, -1, -1, -1).clone()
+    x_t = torch.randn((m, 3, *y.shape[-2:]), generator=generator, device=y.device)
+    residuals: list[torch.Tensor] = []
+    for i, t in enumerate(times):
+        a_t = abar[t]
+        a_prev = abar[times[i + 1]] if i + 1 < len(times) else abar.new_tensor(1.0)
+        x_t = x_t.detach().requires_grad_(True)
+        v = v.detach().requires_grad_(True)
+        eps = prior.eps(x_t, torch.full((m,), t, device=y.device, dtype=torch.long))
+        x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        error = (render(model, x0.clamp(-1, 1), v, y.shape[1]) - y) * valid
+        norm = error.flatten(1).norm(dim=1).sum()
+        grad_x, grad_v = torch.autograd.grad(norm, [x_t, v])
+        with torch.no_grad():
+            x0 = x0.clamp(-1, 1)
+            noise = torch.randn(x0.shape, generator=generator, device=y.device)
+            mixed = math.sqrt(1 - config.renoise) * eps + math.sqrt(config.renoise) * noise
+            x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed - config.dps_step * grad_x
+            v = (v - config.dps_step * grad_v).clamp(0, 1)
+        residuals.append(rms_residual(model, x0, v, y, valid))
+        if callback is not None:
+            callback(i, len(times), x0, v)
+    aif, inv_depth = measured(x0.detach(), y.shape[1]), v_to_inv(model, v.detach())
+    return SamplerResult(aif, inv_depth, torch.stack(residuals).tolist())
+
+
+def render(model: LayeredBlur, x0: torch.Tensor, v: torch.Tensor, channels: int) -> torch.Tensor:
+    """The measurement predicted from prior-range x0 and normalised inverse depth v."""
+    return model(measured(x0, channels), v_to_inv(model, v))
+
+
+def measured(x0: torch.Tensor, channels: int) -> torch.Tensor:
+    """Prior-range RGB -> [0, 1] image with the camera's channel count (mono = mean)."""
+    image = from_prior_range(x0)
+    return image.mean(dim=1, keepdim=True) if channels == 1 else image
+
+
+def v_to_inv(model: LayeredBlur, v: torch.Tensor) -> torch.Tensor:
+    """Normalised inverse depth in [0, 1] -> inverse depth in 1/m over the bank range."""
+    u_near, u_far = model.layer_inv_depths[0], model.layer_inv_depths[-1]
+    return u_far + v * (u_near - u_far)
+
+
+def inv_to_v(model: LayeredBlur, inv_depth: torch.Tensor) -> torch.Tensor:
+    """Inverse depth in 1/m -> normalised [0, 1] (clamped to the bank range)."""
+    u_near, u_far = model.layer_inv_depths[0], model.layer_inv_depths[-1]
+    return ((inv_depth - u_far) / (u_near - u_far)).clamp(0, 1)
+
+
+def edge_weights(x0: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """TV weights exp(-|image gradient| / scale) along x and y, from the grey image."""
+    grey = x0.detach().mean(dim=1, keepdim=True)
+    gx = (grey[..., :, 1:] - grey[..., :, :-1]).abs()
+    gy = (grey[..., 1:, :] - grey[..., :-1, :]).abs()
+    return torch.exp(-gx / scale), torch.exp(-gy / scale)
+
+
+def weighted_tv(v: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Edge-weighted, smoothed total variation of v, per sample ([M])."""
+    dx = v[..., :, 1:] - v[..., :, :-1]
+    dy = v[..., 1:, :] - v[..., :-1, :]
+    tv_x = (weights[0] * (dx.pow(2) + 1e-6).sqrt()).mean(dim=(1, 2, 3))
+    tv_y = (weights[1] * (dy.pow(2) + 1e-6).sqrt()).mean(dim=(1, 2, 3))
+    return tv_x + tv_y
+
+
+@torch.no_grad()
+def rms_residual(
+    model: LayeredBlur, x0: torch.Tensor, v: torch.Tensor, y: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """RMS of ``y - A(x0, v)`` over valid pixels and all samples ([0, 1] intensities; a 0-d
+    tensor, so the loop never waits for the device)."""
+    error = (render(model, x0, v, y.shape[1]) - y) * valid
+    count = valid.sum() * y.shape[1] * x0.shape[0]
+    return (error.pow(2).sum() / count).sqrt()
