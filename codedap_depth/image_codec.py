@@ -1,0 +1,397 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Pure-numpy codecs for sensor_msgs payloads, shared by the ROS node and the bag tools.
+
+Nothing here imports ROS: every function works on the plain fields of a message (``encoding``,
+``height``, ``width``, ``step``, ``is_bigendian``, ``data``), so ``ros/image_conversion.py`` (for
+rclpy messages) and ``bags.py`` (for ``rosbags`` messages) share one implementation.
+
+Images follow cv_bridge semantics: ``decode_image`` is ``imgmsg_to_cv2(msg, "passthrough")``
+(rows may be padded, ``step`` >= ``width * bytes_per_pixel``; big-endian data is byte-swapped
+to native order) and ``encode_image`` is ``cv2_to_imgmsg(array, encoding)`` (the array is
+labelled, never reordered; no row padding; native byte order). Supported encodings:
+``mono8, mono16, rgb8, bgr8, rgba8, bgra8, 32FC1``.
+
+Point clouds use the project's organised PointCloud2 layout (design.md section 6): float32
+``x, y, z`` at bytes 0, 4, 8, ``rgb`` at 16 holding the bits of ``0x00RRGGBB``, optional
+``sigma`` at 20, ``point_step`` 32, little-endian, NaN points where depth is invalid.
+
+Pixel conventions: pixel (u, v) has its centre at integer coordinates, u to the right, v down;
+intrinsics ``K`` are the usual 3x3 pinhole matrix in pixels.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+#: encoding -> (numpy dtype without byte order, channels)
+ENCODINGS: dict[str, tuple[str, int]] = {
+    "mono8": ("u1", 1),
+    "mono16": ("u2", 1),
+    "rgb8": ("u1", 3),
+    "bgr8": ("u1", 3),
+    "rgba8": ("u1", 4),
+    "bgra8": ("u1", 4),
+    "32FC1": ("f4", 1),
+}
+#: encodings whose pixels are single intensities (the AIF of such a camera is published mono8)
+MONO_ENCODINGS = frozenset({"mono8", "mono16", "32FC1"})
+_HOST_BIGENDIAN = sys.byteorder == "big"
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """The payload fields of a ``sensor_msgs/Image`` (no header).
+
+    Attributes:
+        encoding: one of ``ENCODINGS``.
+        height, width: pixels.
+        step: bytes per row including padding.
+        is_bigendian: byte order of multi-byte pixels in ``data``.
+        data: ``step * height`` bytes.
+    """
+
+    encoding: str
+    height: int
+    width: int
+    step: int
+    is_bigendian: bool
+    data: bytes
+
+
+def bytes_per_pixel(encoding: str) -> int:
+    """Bytes per pixel of ``encoding``; ``ValueError`` naming the supported ones if unknown."""
+    if encoding not in ENCODINGS:
+        raise ValueError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}"
+        )
+    kind, channels = ENCODINGS[encoding]
+    return np.dtype(kind).itemsize * channels
+
+
+def decode_image(
+    encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+    is_bigendian: bool = False,
+) -> np.ndarray:
+    """Decode an image payload into a native-endian array (cv_bridge ``passthrough``).
+
+    Args:
+        encoding: one of ``ENCODINGS``.
+        height, width: pixels; both must be positive.
+        step: bytes per row (>= ``width * bytes_per_pixel``; any extra bytes are row padding).
+        data: exactly ``step * height`` bytes.
+        is_bigendian: byte order of multi-byte pixels.
+
+    Returns:
+        A new writable array, [H, W] for one channel or [H, W, C], dtype uint8, uint16 or
+        float32 according to the encoding.
+
+    Raises:
+        ValueError: unknown encoding, empty image, ``step`` too small, or ``data`` of the wrong
+            length (truncated, or longer than ``step * height`` which means a wrong ``step``).
+
+    >>> decode_image("mono16", 1, 2, 4, b"\\x01\\x00\\x00\\x02", is_bigendian=True).tolist()
+    [[256, 2]]
+    """
+    bpp = bytes_per_pixel(encoding)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty image ({width}x{height} px)")
+    if step < width * bpp:
+        raise ValueError(
+            f"step {step} is smaller than width * bytes_per_pixel = {width} * {bpp} for "
+            f"{encoding}"
+        )
+    raw = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    raw = raw.reshape(-1).view(np.uint8)
+    expected = step * height
+    if raw.size < expected:
+        raise ValueError(
+            f"image data truncated: {raw.size} bytes for {width}x{height} {encoding} with step "
+            f"{step} (expected {expected})"
+        )
+    if raw.size > expected:
+        raise ValueError(
+            f"image data has {raw.size} bytes but step * height = {step} * {height} = "
+            f"{expected}; the step is probably wrong"
+        )
+    kind, channels = ENCODINGS[encoding]
+    rows = np.ascontiguousarray(raw.reshape(height, step)[:, : width * bpp])
+    order = ">" if is_bigendian else "<"
+    pixels = rows.view(np.dtype(order + kind)).astype(np.dtype(kind), copy=True)
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    return pixels.reshape(shape)
+
+
+def encode_image(
+    array: np.ndarray, encoding: str, *, step: int | None = None, bigendian: bool = _HOST_BIGENDIAN
+) -> ImageData:
+    """Encode ``array`` as an image payload (cv_bridge ``cv2_to_imgmsg``).
+
+    Args:
+        array: [H, W] or [H, W, C] with the dtype and channel count of ``encoding``; the data is
+            labelled with ``encoding``, never converted or reordered.
+        encoding: one of ``ENCODINGS``.
+        step: bytes per row; ``None`` packs rows tightly, a larger value zero-pads each row.
+        bigendian: write multi-byte pixels big-endian (default: the host order, as cv_bridge).
+
+    Raises:
+        ValueError: unknown encoding, dtype or channel count not matching it, empty array, or a
+            ``step`` smaller than a row.
+    """
+    bpp = bytes_per_pixel(encoding)
+    kind, channels = ENCODINGS[encoding]
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 1 and channels == 1:
+        array = array[..., 0]
+    shape_ok = array.ndim == 2 if channels == 1 else array.ndim == 3 and array.shape[2] == channels
+    if not shape_ok:
+        raise ValueError(
+            f"{encoding} needs an array with {channels} channel(s), got shape {array.shape}"
+        )
+    want = np.dtype(kind)
+    if (array.dtype.kind, array.dtype.itemsize) != (want.kind, want.itemsize):
+        raise ValueError(f"{encoding} needs dtype {np.dtype(kind)}, got {array.dtype}")
+    height, width = array.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"cannot encode an empty image ({width}x{height} px)")
+    row_bytes = width * bpp
+    step = row_bytes if step is None else int(step)
+    if step < row_bytes:
+        raise ValueError(f"step {step} is smaller than a row ({row_bytes} bytes)")
+    order = ">" if bigendian else "<"
+    rows = np.ascontiguousarray(array, dtype=np.dtype(order + kind)).view(np.uint8)
+    rows = rows.reshape(height, row_bytes)
+    if step > row_bytes:
+        rows = np.pad(rows, ((0, 0), (0, step - row_bytes)))
+    return ImageData(encoding, height, width, step, bool(bigendian), rows.tobytes())
+
+
+def image_to_float(array: np.ndarray, encoding: str) -> np.ndarray:
+    """Decoded pixels -> float32 intensities in [0, 1]: [H, W] for mono, [H, W, 3] RGB otherwise.
+
+    Integer encodings are divided by their full scale (255 or 65535); BGR(A) is reordered to
+    RGB and alpha dropped. ``32FC1`` is taken as intensities in [0, 1] (values outside are
+    clipped).
+
+    Raises:
+        ValueError: unknown encoding, or NaN/Inf in a float image.
+    """
+    bytes_per_pixel(encoding)
+    if encoding == "32FC1":
+        values = np.asarray(array, dtype=np.float32)
+        if not np.all(np.isfinite(values)):
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            raise ValueError(f"32FC1 image contains {bad} NaN/Inf pixel(s)")
+        return np.clip(values, 0.0, 1.0)
+    scale = 65535.0 if encoding == "mono16" else 255.0
+    values = np.asarray(array, dtype=np.float32) / np.float32(scale)
+    if encoding in ("bgr8", "bgra8"):
+        values = values[..., 2::-1]
+    elif encoding in ("rgb8", "rgba8"):
+        values = values[..., :3]
+    return np.ascontiguousarray(values)
+
+
+def float_to_image(values: np.ndarray, encoding: str) -> np.ndarray:
+    """Float32 intensities in [0, 1] ([H, W] or [H, W, 3] RGB) -> pixels of ``encoding``.
+
+    The inverse of ``image_to_float`` up to rounding: values are clipped to [0, 1] and rounded
+    to the nearest integer level; an RGB input to a mono encoding is averaged over channels;
+    alpha is set opaque.
+    """
+    bytes_per_pixel(encoding)
+    values = np.asarray(values, dtype=np.float32)
+    kind, channels = ENCODINGS[encoding]
+    if channels == 1 and values.ndim == 3:
+        values = values.mean(axis=-1)
+    if channels > 1 and values.ndim == 2:
+        values = np.repeat(values[..., None], 3, axis=-1)
+    if encoding == "32FC1":
+        return np.clip(values, 0.0, 1.0).astype(np.float32)
+    scale = 65535.0 if encoding == "mono16" else 255.0
+    levels = np.rint(np.clip(values, 0.0, 1.0) * scale).astype(np.dtype(kind))
+    if encoding in ("bgr8", "bgra8"):
+        levels = levels[..., ::-1]
+    if channels == 4:
+        alpha = np.full(levels.shape[:2] + (1,), 255, dtype=np.uint8)
+        levels = np.concatenate([levels, alpha], axis=-1)
+    return np.ascontiguousarray(levels)
+
+
+def bin_image(values: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average ``factor`` x ``factor`` pixels ([H, W] or [H, W, C], float32 out).
+
+    Rows and columns that do not fill a whole block (at the bottom and right) are dropped, so
+    the output is ``H // factor`` x ``W // factor``. NaN in a block makes that output NaN.
+    """
+    if factor < 1:
+        raise ValueError(f"binning factor must be >= 1, got {factor}")
+    values = np.asarray(values, dtype=np.float32)
+    if factor == 1:
+        return values
+    h, w = values.shape[0] // factor, values.shape[1] // factor
+    if h == 0 or w == 0:
+        raise ValueError(f"a {values.shape[1]}x{values.shape[0]} image is smaller than one "
+                         f"{factor}x{factor} bin")
+    cropped = values[: h * factor, : w * factor]
+    blocks = cropped.reshape(h, factor, w, factor, *values.shape[2:])
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def bin_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
+    """Intrinsics after ``bin_image`` by ``factor``.
+
+    Output pixel ``u'`` averages input pixels ``factor*u' .. factor*u' + factor - 1``, whose
+    centre is at ``u = factor*u' + (factor - 1)/2``, so ``f' = f / factor`` and
+    ``c' = (c + 0.5) / factor - 0.5``.
+
+    >>> bin_intrinsics(np.array([[100., 0, 31.5], [0, 100., 23.5], [0, 0, 1]]), 2)[0].tolist()
+    [50.0, 0.0, 15.5]
+    """
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    out = K.copy()
+    out[0, 0], out[0, 1], out[1, 1] = K[0, 0] / factor, K[0, 1] / factor, K[1, 1] / factor
+    out[0, 2] = (K[0, 2] + 0.5) / factor - 0.5
+    out[1, 2] = (K[1, 2] + 0.5) / factor - 0.5
+    return out
+
+
+def centred_intrinsics(fx: float, width: int, height: int) -> np.ndarray:
+    """Pinhole ``K`` with square pixels of focal length ``fx`` px and the centre of the image."""
+    return np.array(
+        [[fx, 0.0, (width - 1) / 2.0], [0.0, fx, (height - 1) / 2.0], [0.0, 0.0, 1.0]]
+    )
+
+
+# --- PointCloud2 --------------------------------------------------------------------------
+
+#: sensor_msgs/PointField datatype code for FLOAT32
+FLOAT32 = 7
+POINT_STEP = 32
+_CLOUD_OFFSETS = {"x": 0, "y": 4, "z": 8, "rgb": 16, "sigma": 20}
+
+
+@dataclass(frozen=True)
+class CloudData:
+    """The payload fields of an organised ``sensor_msgs/PointCloud2`` (no header).
+
+    Attributes:
+        height, width: points (the image grid after ``stride``).
+        fields: ``(name, byte offset)`` pairs, all FLOAT32 with count 1.
+        point_step: 32 bytes.
+        row_step: ``point_step * width`` bytes.
+        data: little-endian, ``row_step * height`` bytes.
+    """
+
+    height: int
+    width: int
+    fields: tuple[tuple[str, int], ...]
+    point_step: int
+    row_step: int
+    data: bytes
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] colours (uint8, or float in [0, 1]) -> uint32 ``0x00RRGGBB`` (PCL's rgb bits)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        rgb = np.rint(np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return (r << 16) | (g << 8) | b
+
+
+def pack_cloud(
+    depth: np.ndarray,
+    K: np.ndarray,
+    rgb: np.ndarray | None = None,
+    *,
+    sigma: np.ndarray | None = None,
+    stride: int = 1,
+    max_relative_uncertainty: float | None = None,
+) -> CloudData:
+    """Back-project a depth map into an organised point cloud payload.
+
+    Point (u, v) with depth z (metres along the optical axis) is
+    ``x = (u - cx) z / fx``, ``y = (v - cy) z / fy``, in the optical frame (x right, y down,
+    z forward). Invalid points (non-finite or non-positive depth, or
+    ``sigma / z > max_relative_uncertainty``) have x = y = z = NaN and keep their colour.
+
+    Args:
+        depth: [H, W] metres, NaN = invalid.
+        K: 3x3 intrinsics of ``depth``'s pixel grid.
+        rgb: [H, W, 3] colours (uint8 or float [0, 1]); ``None`` packs white.
+        sigma: optional [H, W] metres; adds the ``sigma`` field at byte 20.
+        stride: keep every ``stride``-th row and column (decimation; intrinsics stay those of the
+            full grid because the kept pixels keep their coordinates).
+        max_relative_uncertainty: drop (NaN) points whose ``sigma / z`` exceeds it; ignored
+            without ``sigma``.
+    """
+    if stride < 1:
+        raise ValueError(f"cloud stride must be >= 1, got {stride}")
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be [H, W], got {depth.shape}")
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    v, u = np.mgrid[0 : depth.shape[0] : stride, 0 : depth.shape[1] : stride]
+    z = depth[::stride, ::stride].astype(np.float64)
+    valid = np.isfinite(z) & (z > 0)
+    if sigma is not None:
+        sigma = np.asarray(sigma, dtype=np.float32)[::stride, ::stride]
+        if max_relative_uncertainty is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                valid &= ~(sigma / z > max_relative_uncertainty)
+    z = np.where(valid, z, np.nan)
+    names = ["x", "y", "z", "rgb"] + (["sigma"] if sigma is not None else [])
+    dtype = np.dtype({
+        "names": names,
+        "formats": ["<f4", "<f4", "<f4", "<u4"] + (["<f4"] if sigma is not None else []),
+        "offsets": [_CLOUD_OFFSETS[n] for n in names],
+        "itemsize": POINT_STEP,
+    })
+    points = np.zeros(z.shape, dtype=dtype)
+    points["x"] = (u - K[0, 2]) * z / K[0, 0]
+    points["y"] = (v - K[1, 2]) * z / K[1, 1]
+    points["z"] = z
+    if rgb is None:
+        points["rgb"] = 0x00FFFFFF
+    else:
+        points["rgb"] = pack_rgb(np.asarray(rgb)[::stride, ::stride])
+    if sigma is not None:
+        points["sigma"] = sigma
+    height, width = z.shape
+    return CloudData(
+        height=height,
+        width=width,
+        fields=tuple((n, _CLOUD_OFFSETS[n]) for n in names),
+        point_step=POINT_STEP,
+        row_step=POINT_STEP * width,
+        data=points.tobytes(),
+    )
+
+
+def unpack_cloud(
+    fields: dict[str, int], height: int, width: int, point_step: int,
+    data: bytes | memoryview | np.ndarray, is_bigendian: bool = False,
+) -> dict[str, np.ndarray]:
+    """Read FLOAT32 fields of an organised cloud payload into [height, width] arrays.
+
+    Args:
+        fields: field name -> byte offset (FLOAT32 fields only); ``rgb`` is returned as the
+            uint32 bits, every other field as float32.
+    """
+    order = ">" if is_bigendian else "<"
+    dtype = np.dtype({
+        "names": list(fields),
+        "formats": [order + ("u4" if n == "rgb" else "f4") for n in fields],
+        "offsets": list(fields.values()),
+        "itemsize": point_step,
+    })
+    raw = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    if raw.size != height * width * point_step:
+        raise ValueError(
+            f"cloud data has {raw.size} bytes, expected {height} * {width} * {point_step}"
+        )
+    points = raw.view(dtype).reshape(height, width)
+    return {n: points[n].astype(np.uint32 if n == "rgb" else np.float32) for n in fields}
