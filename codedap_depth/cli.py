@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from codedap_depth.paths import share_file
+from codedap_depth.pipeline import DEFAULT_STEPS
 
 UNITS = (
     "Units: depths in metres; sizes in pixels (WxH) of the working resolution; noise sigma is "
@@ -82,6 +83,75 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def intrinsics(args: argparse.Namespace, fx_bank: float | None, width: int, height: int):
+    """3x3 K from --fx/--fy/--cx/--cy, else the bank's focal length with a centred principal
+    point; None when neither gives a focal length."""
+    fx = args.fx if args.fx is not None else fx_bank
+    if fx is None:
+        return None
+    fy = args.fy if args.fy is not None else fx
+    cx = args.cx if args.cx is not None else (width - 1) / 2
+    cy = args.cy if args.cy is not None else (height - 1) / 2
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from codedap_depth.evaluation import device_name, metrics_row, write_reconstruction
+    from codedap_depth.imageio import read_image
+    from codedap_depth.optics import load_bank
+    from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+
+    bank = load_bank(args.psf)
+    coded = read_image(args.image)
+    config = ReconstructionConfig(method=args.method, steps=args.steps, samples=args.samples,
+                                  device=args.device, seed=args.seed, noise_sigma=args.noise_sigma)
+    rec = Reconstructor(bank, config)(coded)
+    gt_depth = None if args.gt_depth is None else np.load(args.gt_depth, allow_pickle=False)
+    gt_aif = None if args.gt_aif is None else read_image(args.gt_aif)
+    height, width = coded.shape[:2]
+    K = intrinsics(args, bank.fx, width, height)
+    limits = (float(bank.depths[0]), float(bank.depths[-1]))
+    written = write_reconstruction(args.out, coded, rec, K, limits, gt_depth)
+    if K is None:
+        print("points.ply not written: the bank has no focal_length/pixel_pitch; pass --fx",
+              file=sys.stderr)
+    summary = {"image": str(args.image), "method": args.method, "noise_sigma": rec.noise_sigma,
+               "steps": 0 if args.method == "classical" else args.steps,
+               "samples": 1 if args.method == "classical" else args.samples,
+               **metrics_row(rec, gt_depth, gt_aif), "seconds": rec.seconds,
+               "device": device_name(args.device)}
+    if gt_depth is not None or gt_aif is not None:
+        (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        written.append("metrics.json")
+    finite = rec.depth[np.isfinite(rec.depth)]
+    print(f"{args.method}: {width}x{height} px in {rec.seconds:.2f} s on {summary['device']}, "
+          f"depth {finite.min():.2f}-{finite.max():.2f} m")
+    print(f"wrote {', '.join(written)} to {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from codedap_depth.evaluation import SUITES, parse_methods, run_eval
+    from codedap_depth.optics import load_bank, load_camera, synthesize_bank
+
+    scenes, size = SUITES[args.suite]
+    size = args.size or size
+    bank = load_bank(args.psf) if args.psf else synthesize_bank(load_camera(args.camera))
+    rows = run_eval(bank, scenes, size, parse_methods(args.methods, args.steps), args.noise,
+                    list(range(args.seeds)), args.samples, args.device, args.out)
+    print((args.out / "results.md").read_text())
+    print(f"{len(rows)} rows -> {args.out / 'results.json'}")
+    return 0
+
+
+def float_list(text: str) -> list[float]:
+    """``"0.005,0.01"`` -> [0.005, 0.01]."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers: {text!r}") from err
+
+
 def forward_to(module: str, function: str):
     """A handler that passes the remaining argv to ``module.function(argv) -> int``."""
 
@@ -128,6 +198,49 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--size", type=parse_size, default=(320, 240), help="WxH pixels")
     sim.add_argument("--out", type=Path, required=True)
     sim.set_defaults(handler=cmd_simulate)
+
+    rec = sub.add_parser(
+        "reconstruct", help="depth + all-in-focus image from one coded photo",
+        description="Reconstruct one coded photo. Writes depth.npy (float32 metres, NaN "
+        "invalid), uncertainty.npy (metres), aif.png, points.ply (metric, coloured), figure.png "
+        "and, with ground truth, metrics.json. " + UNITS,
+    )
+    rec.add_argument("image", type=Path, help="coded photo (8/16-bit PNG, grey or RGB)")
+    rec.add_argument("--psf", type=Path, required=True, help="PSF bank .npz (format v1)")
+    rec.add_argument("--method", choices=["dfd-dps", "dps", "classical"], default="dfd-dps")
+    rec.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler DDIM steps")
+    rec.add_argument("--samples", type=int, default=1, help="posterior samples (uncertainty)")
+    rec.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--noise-sigma", type=float, default=None,
+                     help="noise std on [0,1] intensities (default: estimated from the photo)")
+    rec.add_argument("--gt-depth", type=Path, help="ground-truth depth .npy (metres)")
+    rec.add_argument("--gt-aif", type=Path, help="ground-truth all-in-focus image")
+    for axis in ("fx", "fy", "cx", "cy"):
+        rec.add_argument(f"--{axis}", type=float, default=None,
+                         help=f"intrinsic {axis} in pixels (default: from the bank / centred)")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.set_defaults(handler=cmd_reconstruct)
+
+    ev = sub.add_parser(
+        "eval", help="all methods x noise levels x seeds on simulated scenes",
+        description="Simulate captures of the evaluation scenes, reconstruct with every method "
+        "at every noise level and seed, and write results.json, results.md and figures. " + UNITS,
+    )
+    ev.add_argument("--suite", choices=["quick", "standard", "all"], default="standard")
+    ev.add_argument("--methods", default=f"dfd-dps:{DEFAULT_STEPS},dps:{DEFAULT_STEPS},classical",
+                    help="comma list of METHOD[:STEPS]")
+    ev.add_argument("--noise", type=float_list, default=[0.005, 0.01, 0.02, 0.05],
+                    help="comma list of noise sigmas")
+    ev.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    ev.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps for bare names")
+    ev.add_argument("--samples", type=int, default=1)
+    ev.add_argument("--size", type=parse_size, default=None, help="WxH (default: the suite's)")
+    ev.add_argument("--psf", type=Path, default=None, help="PSF bank (default: --camera's)")
+    ev.add_argument("--camera", type=Path, default=None, help="camera YAML for the bank")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--out", type=Path, required=True)
+    ev.set_defaults(handler=cmd_eval)
 
     for name, module, function, text in (
         ("node", "codedap_depth.ros.node", "main", "run the ROS 2 node (--params FILE)"),

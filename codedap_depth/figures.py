@@ -42,7 +42,8 @@ def panel_figure(
     depth_limits: tuple[float, float] | None = None,
 ) -> None:
     """A row of images. Each panel is (title, array, unit): RGB arrays are shown as images,
-    2-D arrays with a colour bar labelled ``unit`` (depth panels share ``depth_limits``)."""
+    2-D arrays with a colour bar labelled ``unit``; panels whose title starts with "depth"
+    share ``depth_limits`` and a depth colour map."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
     for ax, (title, array, unit) in zip(axes[0], panels, strict=True):
         ax.set_title(title, fontsize=9)
@@ -51,9 +52,10 @@ def panel_figure(
             shown = array[..., 0] if array.shape[-1] == 1 else array
             ax.imshow(np.clip(shown, 0, 1), cmap="gray" if shown.ndim == 2 else None)
             continue
-        limits = depth_limits if unit == "m" and depth_limits else (None, None)
-        cmap = "turbo_r" if title.lower().startswith("depth") or "gt" in title.lower() else "magma"
-        im = ax.imshow(np.ma.masked_invalid(array), cmap=cmap, vmin=limits[0], vmax=limits[1])
+        is_depth = title.lower().startswith("depth")
+        limits = depth_limits if is_depth and depth_limits else (None, None)
+        im = ax.imshow(np.ma.masked_invalid(array), cmap="turbo_r" if is_depth else "magma",
+                       vmin=limits[0], vmax=limits[1])
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         if unit:
             bar.set_label(unit)

@@ -73,7 +73,10 @@ class LayeredBlur(nn.Module):
             )
         self.height, self.width, self.occlusion = height, width, occlusion
         self.radius = bank.size // 2
-        self.fft_shape = (height + 2 * self.radius, width + 2 * self.radius)
+        self.fft_shape = (
+            fast_fft_length(height + 2 * self.radius),
+            fast_fft_length(width + 2 * self.radius),
+        )
         psfs = torch.as_tensor(bank.psfs, dtype=dtype)
         self.register_buffer("otf", psf_spectra(psfs, self.fft_shape))  # [K, C, Hf, Wf//2+1]
         inv = 1.0 / torch.as_tensor(bank.depths, dtype=dtype)
@@ -115,7 +118,8 @@ class LayeredBlur(nn.Module):
         r = self.radius
         b, k, c, h, w = layers.shape
         padded = nn.functional.pad(layers.reshape(b, k * c, h, w), (r, r, r, r), mode="replicate")
-        spectrum = torch.fft.rfft2(padded.reshape(b, k, c, *self.fft_shape))
+        # zero-padding up to the fast FFT size never wraps into the kept window
+        spectrum = torch.fft.rfft2(padded.reshape(b, k, c, h + 2 * r, w + 2 * r), s=self.fft_shape)
         out = torch.fft.irfft2(spectrum * self.otf, s=self.fft_shape)
         return out[..., r : r + h, r : r + w]
 
@@ -131,6 +135,23 @@ class LayeredBlur(nn.Module):
                 f"inverse depth must be [B, 1, H, W] = {(image.shape[0], 1, *image.shape[-2:])}, "
                 f"got {tuple(inv_depth.shape)}"
             )
+
+
+def fast_fft_length(n: int) -> int:
+    """Smallest 5-smooth integer >= n (fast FFT sizes).
+
+    >>> fast_fft_length(92), fast_fft_length(116)
+    (96, 120)
+    """
+    length = n
+    while True:
+        rest = length
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return length
+        length += 1
 
 
 def psf_spectra(psfs: torch.Tensor, fft_shape: tuple[int, int]) -> torch.Tensor:

@@ -18,6 +18,8 @@ from codedap_depth.optics import PSFBank
 from codedap_depth.sampler import SamplerConfig, dfd_dps, dps, inv_to_v
 
 METHODS = ("dfd-dps", "dps", "classical")
+#: Sampler steps used when none are given (chosen from the quality-vs-steps curve).
+DEFAULT_STEPS = 20
 _MIN_NOISE_SIGMA = 0.002
 
 
@@ -37,7 +39,7 @@ class ReconstructionConfig:
     """
 
     method: str = "dfd-dps"
-    steps: int = 20
+    steps: int = DEFAULT_STEPS
     samples: int = 1
     device: str = "cpu"
     seed: int = 0
@@ -100,8 +102,11 @@ class Reconstructor:
         self.prior = prior
         self._models: dict[tuple[int, int], LayeredBlur] = {}
 
-    def __call__(self, coded: np.ndarray) -> Reconstruction:
-        """Reconstruct one coded frame: [H, W] or [H, W, C] float in [0, 1]."""
+    def __call__(self, coded: np.ndarray, seed: int | None = None) -> Reconstruction:
+        """Reconstruct one coded frame: [H, W] or [H, W, C] float in [0, 1].
+
+        ``seed`` overrides ``config.seed`` for this call.
+        """
         image = self.validate(coded)
         start = time.perf_counter()
         y = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
@@ -116,7 +121,8 @@ class Reconstructor:
             uncertainty, residuals = np.zeros_like(depth), []
         else:
             init = None if classical is None else classical.depth
-            depth, aif, uncertainty, residuals = self._sample(y, sigma, init)
+            seed = self.config.seed if seed is None else seed
+            depth, aif, uncertainty, residuals = self._sample(y, sigma, init, seed)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return Reconstruction(
@@ -158,7 +164,7 @@ class Reconstructor:
         return self._models[key]
 
     def _sample(
-        self, y: torch.Tensor, sigma: float, init_depth: np.ndarray | None
+        self, y: torch.Tensor, sigma: float, init_depth: np.ndarray | None, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
         height, width = y.shape[-2:]
         multiple = self.prior.size_multiple
@@ -172,7 +178,7 @@ class Reconstructor:
         else:
             inv = torch.from_numpy(1.0 / init_depth)[None, None].to(self.device)
             init_v = inv_to_v(model, torch.nn.functional.pad(inv, pad, mode="replicate"))
-        generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        generator = torch.Generator(self.device).manual_seed(seed)
         sampler = dfd_dps if self.config.method == "dfd-dps" else dps
         result = sampler(
             y, model, self.prior, self.config.sampler, steps=self.config.steps,
