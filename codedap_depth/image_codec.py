@@ -195,7 +195,7 @@ def image_to_float(array: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def float_to_image(values: np.ndarray, encoding: str) -> np.ndarray:
-    """Float32 intensities in [0, 1] ([H, W] or [H, W, 3] RGB) -> pixels of ``encoding``.
+    """Float32 intensities in [0, 1] ([H, W], [H, W, 1] or [H, W, 3] RGB) -> ``encoding`` pixels.
 
     The inverse of ``image_to_float`` up to rounding: values are clipped to [0, 1] and rounded
     to the nearest integer level; an RGB input to a mono encoding is averaged over channels;
@@ -203,6 +203,8 @@ def float_to_image(values: np.ndarray, encoding: str) -> np.ndarray:
     """
     bytes_per_pixel(encoding)
     values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
     kind, channels = ENCODINGS[encoding]
     if channels == 1 and values.ndim == 3:
         values = values.mean(axis=-1)
@@ -220,11 +222,12 @@ def float_to_image(values: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(levels)
 
 
-def bin_image(values: np.ndarray, factor: int) -> np.ndarray:
+def bin_image(values: np.ndarray, factor: int, *, skip_nan: bool = False) -> np.ndarray:
     """Block-average ``factor`` x ``factor`` pixels ([H, W] or [H, W, C], float32 out).
 
     Rows and columns that do not fill a whole block (at the bottom and right) are dropped, so
-    the output is ``H // factor`` x ``W // factor``. NaN in a block makes that output NaN.
+    the output is ``H // factor`` x ``W // factor``. NaN in a block makes that output NaN, or
+    with ``skip_nan`` (e.g. ground-truth depth) only blocks without any finite value are NaN.
     """
     if factor < 1:
         raise ValueError(f"binning factor must be >= 1, got {factor}")
@@ -236,8 +239,14 @@ def bin_image(values: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"a {values.shape[1]}x{values.shape[0]} image is smaller than one "
                          f"{factor}x{factor} bin")
     cropped = values[: h * factor, : w * factor]
-    blocks = cropped.reshape(h, factor, w, factor, *values.shape[2:])
-    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+    blocks = cropped.reshape(h, factor, w, factor, *values.shape[2:]).astype(np.float64)
+    if not skip_nan:
+        return blocks.mean(axis=(1, 3)).astype(np.float32)
+    finite = np.isfinite(blocks)
+    count = finite.sum(axis=(1, 3))
+    total = np.where(finite, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
 
 def bin_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:

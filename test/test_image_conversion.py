@@ -193,3 +193,10 @@ def test_imgmsg_bigendian_and_errors() -> None:
         imgmsg_to_array(msg)
     with pytest.raises(ValueError, match="empty image"):
         imgmsg_to_array(Image(encoding="rgb8"))
+
+
+def test_binning_can_skip_unknown_pixels() -> None:
+    depth = np.array([[1.0, np.nan, 2.0, 2.0], [3.0, np.nan, 4.0, 2.0]], np.float32)
+    assert np.isnan(bin_image(depth, 2)[0, 0])
+    np.testing.assert_allclose(bin_image(depth, 2, skip_nan=True), [[2.0, 2.5]])
+    assert np.isnan(bin_image(np.full((2, 2), np.nan, np.float32), 2, skip_nan=True)).all()
