@@ -1,0 +1,426 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Train the pixel-space diffusion prior on random crops of the offline photos.
+
+Epsilon-prediction DDPM (1000-step linear betas) with a fully convolutional ``UNet2DModel``,
+so the trained model runs at any frame size that is a multiple of 8 pixels. Each step uses one
+crop size (64..128 px, multiples of 16) with a batch chosen to keep pixels per batch constant.
+Augmentation runs on the device: random scale (0.5..1 downscale, mip-mapped bilinear), flips,
+90-degree rotations, mild colour jitter, and optionally procedural dead-leaves images.
+
+Runs with torch, numpy, pillow, safetensors, tqdm and diffusers only (no scipy / skimage)::
+
+    python -m codedap_depth.prior.train --data .prior_data/photos.npz --out OUT --minutes 12
+    python -m codedap_depth.prior.train --data .prior_data/photos.npz --out /tmp/p \\
+        --device cpu --max-steps 3 --batch 4                                  # CPU smoke test
+
+Writes into ``--out``: ``unet.safetensors`` (EMA weights, fp16), ``config.json``,
+``scheduler.json``, ``training.json`` and ``loss.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from codedap_depth.prior.dataset import load_archive
+from codedap_depth.prior.model import (
+    CONFIG_FILE,
+    SCHEDULER_CONFIG,
+    SCHEDULER_FILE,
+    UNET_FILE,
+    alphas_cumprod,
+    build_unet,
+    size_multiple_of,
+    to_prior_range,
+    unet_config,
+)
+
+CROP_SIZES = (64, 80, 96, 112, 128)  # pixels; one per step
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (see ``--help`` for each)."""
+
+    data: str
+    out: str
+    minutes: float = 12.0
+    max_steps: int = 0
+    batch: int = 256  # at 64x64; other crop sizes keep batch * size^2 constant
+    crop_min: int = 64
+    crop_max: int = 128
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: int = 200
+    ema: float = 0.999
+    dead_leaves: float = 0.0
+    channels: tuple[int, ...] = (64, 96, 128, 128)
+    layers_per_block: int = 2
+    norm_groups: int = 32
+    device: str = "cuda"
+    seed: int = 0
+    log_every: int = 25
+    compile: bool = False
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+class PhotoBank:
+    """All training photos as one zero-padded uint8 tensor ``[N, 3, Hmax + 2c, Wmax + 2c]``."""
+
+    def __init__(self, photos: list[np.ndarray], device: torch.device, pad: int) -> None:
+        hs = [p.shape[0] for p in photos]
+        ws = [p.shape[1] for p in photos]
+        stack = torch.zeros(len(photos), max(hs) + pad, max(ws) + pad, 3, dtype=torch.uint8)
+        for i, p in enumerate(photos):
+            stack[i, : p.shape[0], : p.shape[1]] = torch.from_numpy(np.array(p))
+        self.stack = stack.to(device)  # [N, Hp, Wp, 3] (HWC so a gather yields [B, h, w, 3])
+        self.h = torch.tensor(hs, device=device)
+        self.w = torch.tensor(ws, device=device)
+        self.n = len(photos)
+
+
+def _affines(b: int, scale: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Per-sample ``affine_grid`` thetas [B, 2, 3]: rot90 * flip, downscale by ``scale``.
+
+    The window is ``2c`` pixels; the used footprint is its top-left ``c / scale`` square, so
+    normalised grid = (M q + 1) / (2 scale) - 1 for output coordinates q in (-1, 1).
+    """
+    dev = scale.device
+    k = torch.randint(0, 4, (b,), device=dev, generator=g)
+    flip = torch.randint(0, 2, (b,), device=dev, generator=g) * 2 - 1
+    cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=dev)[k]
+    sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=dev)[k]
+    m = torch.stack([torch.stack([cos * flip, -sin], -1), torch.stack([sin * flip, cos], -1)], 1)
+    inv = 1.0 / (2.0 * scale)
+    theta = torch.cat([m * inv[:, None, None], (inv - 1.0)[:, None, None].expand(b, 2, 1)], 2)
+    return theta
+
+
+def photo_crops(bank: PhotoBank, b: int, c: int, g: torch.Generator) -> torch.Tensor:
+    """Random augmented crops ``[b, 3, c, c]`` float32 in [0, 1] from the photo bank."""
+    dev = bank.stack.device
+    idx = torch.randint(0, bank.n, (b,), device=dev, generator=g)
+    h, w = bank.h[idx], bank.w[idx]
+    smin = (c / torch.minimum(h, w).float()).clamp(max=1.0)
+    u = torch.rand(b, device=dev, generator=g)
+    scale = torch.maximum(0.5 + 0.5 * u, smin)  # output px per source px
+    foot = torch.ceil(c / scale).long()  # source footprint, pixels
+    y0 = (torch.rand(b, device=dev, generator=g) * (h - foot + 1).float()).long()
+    x0 = (torch.rand(b, device=dev, generator=g) * (w - foot + 1).float()).long()
+    ar = torch.arange(2 * c, device=dev)
+    ys = (y0[:, None] + ar)[:, :, None]
+    xs = (x0[:, None] + ar)[:, None, :]
+    win = bank.stack[idx[:, None, None], ys, xs]  # [b, 2c, 2c, 3]
+    win = win.permute(0, 3, 1, 2).float().div_(255.0)
+    theta = _affines(b, scale, g)
+    grid = F.affine_grid(theta, [b, 3, c, c], align_corners=False)
+    full = F.grid_sample(win, grid, mode="bilinear", align_corners=False)
+    half = F.grid_sample(F.avg_pool2d(win, 2), grid, mode="bilinear", align_corners=False)
+    use_half = (scale < 0.7071)[:, None, None, None]  # mip level: avoid aliasing
+    return torch.where(use_half, half, full)
+
+
+def colour_jitter(x: torch.Tensor, g: torch.Generator, p: float = 0.8) -> torch.Tensor:
+    """Mild per-sample brightness / contrast / saturation / hue jitter of [0, 1] RGB."""
+    b = x.shape[0]
+    dev = x.device
+
+    def r(lo: float, hi: float) -> torch.Tensor:
+        v = lo + (hi - lo) * torch.rand(b, 1, 1, 1, device=dev, generator=g)
+        on = torch.rand(b, 1, 1, 1, device=dev, generator=g) < p
+        return torch.where(on, v, torch.full_like(v, (lo + hi) / 2))
+
+    grey_w = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
+    x = x * r(0.8, 1.2)  # brightness
+    mean = (x * grey_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    x = (x - mean) * r(0.8, 1.2) + mean  # contrast
+    grey = (x * grey_w).sum(1, keepdim=True)
+    x = grey + (x - grey) * r(0.7, 1.3)  # saturation
+    ang = r(-0.1, 0.1).view(b)  # hue: rotate chroma in YIQ by +-0.1 rad
+    rgb2yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                            [0.211, -0.523, 0.312]], device=dev)
+    yiq2rgb = torch.linalg.inv(rgb2yiq)
+    rot = torch.zeros(b, 3, 3, device=dev)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1] = torch.cos(ang)
+    rot[:, 1, 2] = -torch.sin(ang)
+    rot[:, 2, 1] = torch.sin(ang)
+    rot[:, 2, 2] = torch.cos(ang)
+    mat = yiq2rgb @ rot @ rgb2yiq  # [b, 3, 3]
+    x = torch.einsum("bij,bjhw->bihw", mat, x)
+    return x.clamp_(0.0, 1.0)
+
+
+def dead_leaves(b: int, c: int, colours: torch.Tensor, g: torch.Generator,
+                n_disks: int = 192, rmin: float = 1.5) -> torch.Tensor:
+    """Procedural dead-leaves images ``[b, 3, c, c]`` in [0, 1] (2x supersampled edges).
+
+    Disk radii follow p(r) ~ r^-3 on [rmin, c/2] pixels (scale invariant); colours are drawn
+    from ``colours`` (float32 [M, 3] in [0, 1], e.g. random photo pixels).
+    """
+    dev = colours.device
+    s = 2 * c  # supersampled grid
+    u = torch.rand(b, n_disks, device=dev, generator=g)
+    lo, hi = (2 * rmin) ** -2, (2 * c / 2) ** -2
+    rad = (lo - u * (lo - hi)) ** -0.5  # inverse CDF of r^-3, supersampled pixels
+    cy = torch.rand(b, n_disks, device=dev, generator=g) * s
+    cx = torch.rand(b, n_disks, device=dev, generator=g) * s
+    col = colours[torch.randint(0, colours.shape[0], (b, n_disks + 1), device=dev, generator=g)]
+    yy = torch.arange(s, device=dev, dtype=torch.float32) + 0.5
+    out = torch.empty(b, 3, s, s, device=dev)
+    for i in range(b):  # [n_disks, s, s] masks, first (topmost) covering disk wins
+        inside = ((yy[None, :, None] - cy[i, :, None, None]) ** 2
+                  + (yy[None, None, :] - cx[i, :, None, None]) ** 2) < rad[i, :, None, None] ** 2
+        inside = torch.cat([inside, torch.ones_like(inside[:1])], 0)  # background
+        first = inside.to(torch.uint8).argmax(0)  # [s, s]
+        out[i] = col[i][first].permute(2, 0, 1)
+    return F.avg_pool2d(out, 2)
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _batch_for(crop: int, batch64: int) -> int:
+    return max(1, round(batch64 * (64 / crop) ** 2))
+
+
+def _parse_args(argv: list[str] | None) -> TrainConfig:
+    d = TrainConfig(data="", out="")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="photos.npz from codedap_depth.prior.dataset")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock budget")
+    ap.add_argument("--max-steps", type=int, default=d.max_steps, help="0: no step limit")
+    ap.add_argument("--batch", type=int, default=d.batch, help="batch size at 64x64 crops")
+    ap.add_argument("--crop-min", type=int, default=d.crop_min, help="pixels")
+    ap.add_argument("--crop-max", type=int, default=d.crop_max, help="pixels")
+    ap.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate")
+    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    ap.add_argument("--warmup", type=int, default=d.warmup, help="linear LR warm-up steps")
+    ap.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the weights")
+    ap.add_argument("--dead-leaves", type=float, default=d.dead_leaves,
+                    help="fraction 0..1 of each batch that is procedural dead-leaves images")
+    ap.add_argument("--channels", default=",".join(map(str, d.channels)),
+                    help="UNet block_out_channels, comma separated")
+    ap.add_argument("--layers-per-block", type=int, default=d.layers_per_block)
+    ap.add_argument("--norm-groups", type=int, default=d.norm_groups)
+    ap.add_argument("--device", default=d.device)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--log-every", type=int, default=d.log_every, help="steps per loss record")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
+    a = ap.parse_args(argv)
+    if not 0.0 <= a.dead_leaves <= 1.0:
+        ap.error("--dead-leaves must be in [0, 1]")
+    return TrainConfig(
+        data=a.data, out=a.out, minutes=a.minutes, max_steps=a.max_steps, batch=a.batch,
+        crop_min=a.crop_min, crop_max=a.crop_max, lr=a.lr, weight_decay=a.weight_decay,
+        warmup=a.warmup, ema=a.ema, dead_leaves=a.dead_leaves,
+        channels=tuple(int(v) for v in a.channels.split(",")),
+        layers_per_block=a.layers_per_block, norm_groups=a.norm_groups, device=a.device,
+        seed=a.seed, log_every=a.log_every, compile=a.compile)
+
+
+def _save(out: Path, ema: torch.nn.Module, config: dict, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float16).contiguous()
+             for k, v in ema.state_dict().items()}
+    save_file(state, str(out / UNET_FILE), metadata={"format": "pt", "weights": "EMA fp16"})
+    os.chmod(out / UNET_FILE, 0o644)
+    (out / CONFIG_FILE).write_text(json.dumps({"_class_name": "UNet2DModel", **config},
+                                              indent=1) + "\n")
+    (out / SCHEDULER_FILE).write_text(json.dumps({"_class_name": "DDPMScheduler",
+                                                  **SCHEDULER_CONFIG}, indent=1) + "\n")
+    (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+    for f in (UNET_FILE, CONFIG_FILE, SCHEDULER_FILE, "training.json"):
+        size = (out / f).stat().st_size
+        if size >= 16 * 2**20:
+            raise RuntimeError(f"{out / f} is {size / 2**20:.1f} MiB, over the 16 MiB limit")
+
+
+@torch.no_grad()
+def _val_loss(model: torch.nn.Module, val: list[np.ndarray], abar: torch.Tensor,
+              dev: torch.device, amp: bool, crop: int = 64, per_photo: int = 8) -> float:
+    """Epsilon MSE of ``model`` on fixed (seeded) centre-ish crops of the val photos."""
+    if not val:
+        return float("nan")
+    g = torch.Generator().manual_seed(1234)
+    xs = []
+    for p in val:
+        h, w = p.shape[:2]
+        for _ in range(per_photo):
+            y = int(torch.randint(0, h - crop + 1, (1,), generator=g))
+            x = int(torch.randint(0, w - crop + 1, (1,), generator=g))
+            xs.append(torch.from_numpy(p[y:y + crop, x:x + crop]).permute(2, 0, 1))
+    x0 = to_prior_range(torch.stack(xs).float() / 255.0)
+    t = torch.linspace(20, 980, x0.shape[0]).long()
+    noise = torch.randn(x0.shape, generator=g)
+    losses = []
+    for i in range(0, x0.shape[0], 64):
+        sl = slice(i, i + 64)
+        a = abar[t[sl]].cpu().view(-1, 1, 1, 1)
+        xt = (a.sqrt() * x0[sl] + (1 - a).sqrt() * noise[sl]).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            pred = model(xt, t[sl].to(dev)).sample
+        losses.append(F.mse_loss(pred.float().cpu(), noise[sl], reduction="sum").item())
+    return sum(losses) / noise.numel()
+
+
+def train(cfg: TrainConfig, command: str) -> dict:
+    """Run training per ``cfg``; saves the result into ``cfg.out`` and returns training info."""
+    from tqdm import tqdm
+
+    dev = torch.device(cfg.device)
+    cuda = dev.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    train_photos = [a for _, a in load_archive(Path(cfg.data), "train")]
+    val_photos = [a for _, a in load_archive(Path(cfg.data), "val")]
+    crops = [c for c in CROP_SIZES if cfg.crop_min <= c <= cfg.crop_max] or [cfg.crop_min]
+    bank = PhotoBank(train_photos, dev, pad=2 * max(crops))
+    g = torch.Generator(device=dev).manual_seed(cfg.seed)
+    pix = torch.cat([torch.from_numpy(p.reshape(-1, 3)[::97].copy()) for p in train_photos])
+    colours = (pix.float() / 255.0).to(dev)
+    print(f"{len(train_photos)} train / {len(val_photos)} val photos loaded in "
+          f"{time.time() - t_start:.1f} s; bank {tuple(bank.stack.shape)} on {dev}", flush=True)
+
+    config = unet_config(cfg.channels, cfg.layers_per_block, cfg.norm_groups)
+    model = build_unet(config).to(dev)
+    n_params = sum(p.numel() for p in model.parameters())
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    step_model = torch.compile(model) if (cfg.compile and cuda) else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+                            weight_decay=cfg.weight_decay, fused=cuda)
+    abar = alphas_cumprod().to(dev)
+    rng = np.random.default_rng(cfg.seed)
+    budget = cfg.minutes * 60.0
+    stop = {"signal": None}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    log = (out / "loss.jsonl").open("w")
+    ema_p = [p for p in ema.parameters()]
+    mod_p = [p for p in model.parameters()]
+    step, window, t_loop = 0, [], time.time()
+    bar = tqdm(total=cfg.max_steps or None, unit="step", mininterval=2.0, file=sys.stdout)
+    loss_val = float("nan")
+    try:
+        while True:
+            elapsed = time.time() - t_loop
+            if stop["signal"] is not None or elapsed >= budget or (
+                    cfg.max_steps and step >= cfg.max_steps):
+                break
+            c = int(rng.choice(crops))
+            b = _batch_for(c, cfg.batch)
+            n_dl = int(round(cfg.dead_leaves * b))
+            parts = []
+            if b - n_dl:
+                parts.append(colour_jitter(photo_crops(bank, b - n_dl, c, g), g))
+            if n_dl:
+                parts.append(dead_leaves(n_dl, c, colours, g))
+            x0 = to_prior_range(torch.cat(parts))
+            t = torch.randint(0, abar.shape[0], (b,), device=dev, generator=g)
+            noise = torch.randn(x0.shape, device=dev, generator=g)
+            a = abar[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0), DDPM eq. 4
+            if cuda:
+                xt = xt.contiguous(memory_format=torch.channels_last)
+            progress = max(elapsed / budget, step / cfg.max_steps if cfg.max_steps else 0.0)
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (
+                0.55 + 0.45 * math.cos(math.pi * min(progress, 1.0)))  # cosine to 0.1 * lr
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+                pred = step_model(xt, t).sample
+            loss = F.mse_loss(pred.float(), noise)  # L_simple, DDPM eq. 14
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema_p, mod_p, 1.0 - decay)
+            window.append(loss.detach())
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == 1:
+                loss_val = torch.stack(window).mean().item()
+                window = []
+                rec = {"step": step, "elapsed_s": round(time.time() - t_loop, 2),
+                       "loss": loss_val, "lr": lr, "crop": c, "batch": b}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss_val:.4f}", crop=c, batch=b)
+    finally:
+        bar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+    if window:
+        loss_val = torch.stack(window).mean().item()
+    if cuda:
+        torch.cuda.synchronize()
+    train_s = time.time() - t_loop
+    v_loss = _val_loss(ema, val_photos, abar, dev, cuda)
+    log.write(json.dumps({"step": step, "elapsed_s": round(train_s, 2), "loss": loss_val,
+                          "val_loss_ema": v_loss}) + "\n")
+    log.close()
+    info = {
+        "command": command,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "steps": step,
+        "minutes": round(train_s / 60.0, 3),
+        "ms_per_step": round(1000.0 * train_s / max(step, 1), 1),
+        "params": n_params,
+        "size_multiple": size_multiple_of(config),
+        "device": str(dev),
+        "card": torch.cuda.get_device_name(dev) if cuda else "cpu",
+        "torch": torch.__version__,
+        "final_loss": loss_val,
+        "val_loss_ema": v_loss,
+        "stopped_by": ("signal" if stop["signal"] is not None else
+                       "max_steps" if cfg.max_steps and step >= cfg.max_steps else "time"),
+        "train_photos": len(train_photos),
+        "val_photos": len(val_photos),
+    }
+    _save(out, ema, config, info)
+    print(json.dumps({k: info[k] for k in ("steps", "minutes", "ms_per_step", "params", "card",
+                                           "final_loss", "val_loss_ema")}), flush=True)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cfg = _parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    train(cfg, "python -m codedap_depth.prior.train " + shlex.join(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
