@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CameraInfo for the node's outputs: intrinsics of the incoming stream, scaled for binning.
+
+The outputs are rectified images at the working resolution, so the published CameraInfo has
+``D = 0`` (plumb_bob), ``R = I`` and ``P = [K | 0]``, where ``K`` is the input ``K`` binned
+(``image_codec.bin_intrinsics``). Binning that the camera driver already applied
+(``binning_x``/``binning_y`` > 1, REP 104: K then refers to the full sensor) is folded in first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from codedap_depth.image_codec import bin_intrinsics
+
+
+def input_intrinsics(info: CameraInfo, width: int, height: int) -> np.ndarray:
+    """The 3x3 ``K`` of an image of ``width`` x ``height`` px described by ``info``.
+
+    Raises:
+        ValueError: ``info`` has no calibration (fx = 0), unequal or unsupported driver binning,
+            or a size that does not match the image.
+    """
+    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    if not (K[0, 0] > 0 and K[1, 1] > 0):
+        raise ValueError("camera_info is uncalibrated (K has fx or fy <= 0)")
+    bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+    if bx != by:
+        raise ValueError(f"camera_info binning_x={bx} != binning_y={by} is not supported")
+    if info.width // bx != width or info.height // by != height:
+        raise ValueError(
+            f"camera_info is for {info.width}x{info.height} px (binning {bx}) but the image is "
+            f"{width}x{height} px"
+        )
+    return bin_intrinsics(K, bx)
+
+
+def rectified_camera_info(header: Header, width: int, height: int, K: np.ndarray) -> CameraInfo:
+    """CameraInfo of a rectified ``width`` x ``height`` image with intrinsics ``K`` (3x3, px)."""
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    msg = CameraInfo()
+    msg.header = header
+    msg.width, msg.height = int(width), int(height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = K.reshape(-1).tolist()
+    msg.r = np.eye(3).reshape(-1).tolist()
+    msg.p = np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
+    return msg
+
+
+def output_camera_info(header: Header, width: int, height: int, K_input: np.ndarray,
+                       binning: int) -> CameraInfo:
+    """The node's ``depth/camera_info``: ``K_input`` (of the unbinned input) binned by ``binning``
+    for an output of ``width`` x ``height`` px."""
+    return rectified_camera_info(header, width, height, bin_intrinsics(K_input, binning))

@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Frame statistics of the depth node and their diagnostic_msgs/DiagnosticStatus form.
+
+``FrameStats`` is shared by the subscription callbacks (frames in, drops) and the worker
+(outputs, latency, bad frames); every method takes its lock, and every container is bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+#: outputs within this many seconds count towards the published rate
+RATE_WINDOW_S = 10.0
+#: a bad frame keeps the status at WARN for this many seconds
+WARN_HOLD_S = 5.0
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A consistent copy of ``FrameStats``.
+
+    Attributes:
+        frames_in: images received.
+        frames_out: images reconstructed and published.
+        dropped: images replaced by a newer one before the worker took them.
+        lost: images DDS reported lost before they reached the node (message_lost event).
+        bad_frames: images rejected (encoding, size, data, NaN/Inf, ...).
+        errors: unexpected failures while reconstructing.
+        rate_hz: outputs per second over the last ``RATE_WINDOW_S`` seconds.
+        latency_ms: last receive-to-publish time in milliseconds (NaN before the first output).
+        compute_ms: last reconstruction time in milliseconds.
+        last_error: the most recent rejection or failure ("" if none).
+        seconds_since_error: monotonic seconds since ``last_error`` (inf if none).
+    """
+
+    frames_in: int
+    frames_out: int
+    dropped: int
+    lost: int
+    bad_frames: int
+    errors: int
+    rate_hz: float
+    latency_ms: float
+    compute_ms: float
+    last_error: str
+    seconds_since_error: float
+
+
+class FrameStats:
+    """Thread-safe counters for the node's frames."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames_in = self._frames_out = self._dropped = self._bad = self._errors = 0
+        self._lost = 0
+        self._out_times: deque[float] = deque(maxlen=512)
+        self._latency_ms = self._compute_ms = float("nan")
+        self._last_error = ""
+        self._error_time = -float("inf")
+
+    def received(self, replaced_pending: bool) -> None:
+        """An image arrived; ``replaced_pending`` if it displaced one the worker had not taken."""
+        with self._lock:
+            self._frames_in += 1
+            self._dropped += int(replaced_pending)
+
+    def lost(self, count: int) -> None:
+        """DDS reported ``count`` more images lost in transport."""
+        with self._lock:
+            self._lost += count
+
+    def published(self, latency_s: float, compute_s: float) -> None:
+        """A frame's outputs went out ``latency_s`` after it arrived (``compute_s`` of compute)."""
+        with self._lock:
+            self._frames_out += 1
+            self._out_times.append(time.monotonic())
+            self._latency_ms, self._compute_ms = latency_s * 1e3, compute_s * 1e3
+
+    def rejected(self, reason: str) -> None:
+        """A frame was bad input."""
+        with self._lock:
+            self._bad += 1
+            self._last_error, self._error_time = reason, time.monotonic()
+
+    def failed(self, reason: str) -> None:
+        """Reconstruction failed unexpectedly on a frame."""
+        with self._lock:
+            self._errors += 1
+            self._last_error, self._error_time = reason, time.monotonic()
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy of the counters."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._out_times if now - t <= RATE_WINDOW_S]
+            if len(recent) >= 2:
+                rate = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+            else:
+                rate = 0.0
+            return StatsSnapshot(
+                frames_in=self._frames_in,
+                frames_out=self._frames_out,
+                dropped=self._dropped,
+                lost=self._lost,
+                bad_frames=self._bad,
+                errors=self._errors,
+                rate_hz=rate,
+                latency_ms=self._latency_ms,
+                compute_ms=self._compute_ms,
+                last_error=self._last_error,
+                seconds_since_error=now - self._error_time,
+            )
+
+
+def diagnostic_status(
+    stats: StatsSnapshot, name: str, device: str, method: str, gpu_memory_mb: float | None
+) -> DiagnosticStatus:
+    """The node's DiagnosticStatus: OK, WARN within ``WARN_HOLD_S`` of a bad frame or error.
+
+    Keys: ``rate_hz, latency_ms, compute_ms, frames_in, frames_out, dropped_frames,
+    lost_frames, bad_frames, errors, last_error, device, method`` and ``gpu_memory_mb`` on CUDA.
+    """
+    recent_problem = stats.seconds_since_error <= WARN_HOLD_S
+    level = DiagnosticStatus.WARN if recent_problem else DiagnosticStatus.OK
+    if recent_problem:
+        message = f"rejected/failed frame: {stats.last_error}"
+    elif stats.frames_out == 0:
+        message = "waiting for images"
+    else:
+        message = f"{stats.rate_hz:.2f} Hz, {stats.latency_ms:.0f} ms latency"
+    values = {
+        "rate_hz": f"{stats.rate_hz:.3f}",
+        "latency_ms": f"{stats.latency_ms:.1f}",
+        "compute_ms": f"{stats.compute_ms:.1f}",
+        "frames_in": str(stats.frames_in),
+        "frames_out": str(stats.frames_out),
+        "dropped_frames": str(stats.dropped),
+        "lost_frames": str(stats.lost),
+        "bad_frames": str(stats.bad_frames),
+        "errors": str(stats.errors),
+        "last_error": stats.last_error,
+        "device": device,
+        "method": method,
+    }
+    if gpu_memory_mb is not None:
+        values["gpu_memory_mb"] = f"{gpu_memory_mb:.1f}"
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=device,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
