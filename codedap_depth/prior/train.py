@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -94,6 +95,22 @@ class PhotoBank:
         self.n = len(photos)
 
 
+@functools.lru_cache(maxsize=4)
+def _consts(dev: torch.device) -> dict[str, torch.Tensor]:
+    """Small constant tensors, made once per device (a per-step host-to-device copy would
+    synchronise the CUDA stream and starve the GPU)."""
+    rgb2yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                            [0.211, -0.523, 0.312]], dtype=torch.float64)
+    c = {
+        "cos": torch.tensor([1.0, 0.0, -1.0, 0.0]),
+        "sin": torch.tensor([0.0, 1.0, 0.0, -1.0]),
+        "grey": torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1),
+        "rgb2yiq": rgb2yiq.float(),
+        "yiq2rgb": torch.linalg.inv(rgb2yiq).float(),
+    }
+    return {k: v.to(dev) for k, v in c.items()}
+
+
 def _affines(b: int, scale: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Per-sample ``affine_grid`` thetas [B, 2, 3]: rot90 * flip, downscale by ``scale``.
 
@@ -103,8 +120,8 @@ def _affines(b: int, scale: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     dev = scale.device
     k = torch.randint(0, 4, (b,), device=dev, generator=g)
     flip = torch.randint(0, 2, (b,), device=dev, generator=g) * 2 - 1
-    cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=dev)[k]
-    sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=dev)[k]
+    cos = _consts(dev)["cos"][k]
+    sin = _consts(dev)["sin"][k]
     m = torch.stack([torch.stack([cos * flip, -sin], -1), torch.stack([sin * flip, cos], -1)], 1)
     inv = 1.0 / (2.0 * scale)
     theta = torch.cat([m * inv[:, None, None], (inv - 1.0)[:, None, None].expand(b, 2, 1)], 2)
@@ -145,23 +162,20 @@ def colour_jitter(x: torch.Tensor, g: torch.Generator, p: float = 0.8) -> torch.
         on = torch.rand(b, 1, 1, 1, device=dev, generator=g) < p
         return torch.where(on, v, torch.full_like(v, (lo + hi) / 2))
 
-    grey_w = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
+    grey_w = _consts(dev)["grey"]
     x = x * r(0.8, 1.2)  # brightness
     mean = (x * grey_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
     x = (x - mean) * r(0.8, 1.2) + mean  # contrast
     grey = (x * grey_w).sum(1, keepdim=True)
     x = grey + (x - grey) * r(0.7, 1.3)  # saturation
     ang = r(-0.1, 0.1).view(b)  # hue: rotate chroma in YIQ by +-0.1 rad
-    rgb2yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
-                            [0.211, -0.523, 0.312]], device=dev)
-    yiq2rgb = torch.linalg.inv(rgb2yiq)
     rot = torch.zeros(b, 3, 3, device=dev)
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1] = torch.cos(ang)
     rot[:, 1, 2] = -torch.sin(ang)
     rot[:, 2, 1] = torch.sin(ang)
     rot[:, 2, 2] = torch.cos(ang)
-    mat = yiq2rgb @ rot @ rgb2yiq  # [b, 3, 3]
+    mat = _consts(dev)["yiq2rgb"] @ rot @ _consts(dev)["rgb2yiq"]  # [b, 3, 3]
     x = torch.einsum("bij,bjhw->bihw", mat, x)
     return x.clamp_(0.0, 1.0)
 
