@@ -574,7 +574,7 @@ def load_archive(path: Path, split: str) -> list[tuple[str, np.ndarray]]:
         names = [str(n) for n in z[f"{split}_names"]]
         for i, n in enumerate(names):
             with Image.open(io.BytesIO(z[f"{split}_{i:04d}"].tobytes())) as im:
-                out.append((n, np.asarray(im.convert("RGB"), np.uint8)))
+                out.append((n, np.array(im.convert("RGB"), np.uint8)))
     return out
 
 
