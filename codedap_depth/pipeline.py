@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from codedap_depth.forward import LayeredBlur, estimate_noise_sigma
-from codedap_depth.optics import PSFBank
+from codedap_depth.optics import PSFBank, validate_bank
 from codedap_depth.sampler import SamplerConfig, dfd_dps, dps, inv_to_v
 
 METHODS = ("dfd-dps", "dps", "classical")
@@ -91,6 +91,7 @@ class Reconstructor:
     """
 
     def __init__(self, bank: PSFBank, config: ReconstructionConfig, prior=None) -> None:
+        validate_bank(bank, "PSF bank")
         self.bank, self.config = bank, config
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: Apache-2.0
+"""DFD-DPS / DPS sampler and the Reconstructor on CPU: shipped prior, small frames, few steps."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from codedap_depth.forward import LayeredBlur
+from codedap_depth.metrics import psnr
+from codedap_depth.optics import PSFBank, load_camera, synthesize_bank
+from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+from codedap_depth.sampler import SamplerConfig, ddim_timesteps, dfd_dps, inv_to_v
+from codedap_depth.scenes import load_scene
+from codedap_depth.simulate import simulate_capture
+from helpers import REPO
+
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def prior():
+    from codedap_depth.prior import load_prior
+
+    try:
+        return load_prior("cpu")
+    except FileNotFoundError as err:
+        pytest.skip(f"shipped prior weights not trained yet: {err}")
+
+
+@pytest.fixture(scope="module")
+def bank() -> PSFBank:
+    return synthesize_bank(load_camera(REPO / "config" / "camera.yaml"))
+
+
+@pytest.fixture(scope="module")
+def scene(bank):
+    return load_scene("layered", (float(bank.depths[0]), float(bank.depths[-1])), SIZE)
+
+
+def test_ddim_schedule_any_step_count():
+    assert ddim_timesteps(10)[0] == 999 and ddim_timesteps(10)[-1] == 0
+    assert ddim_timesteps(1000) == list(range(999, -1, -1))
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(0)
+
+
+def test_data_residual_falls_and_same_seed_gives_same_output(prior, bank, scene):
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+    run = Reconstructor(bank, ReconstructionConfig(steps=8, seed=5), prior)
+    first, second = run(coded), run(coded)
+    assert first.residuals[-1] < first.residuals[0]
+    assert np.array_equal(first.depth, second.depth) and np.array_equal(first.aif, second.aif)
+    other = run(coded, seed=6)
+    assert not np.array_equal(first.aif, other.aif)
+    assert first.depth.shape == (48, 64) and first.aif.shape == (48, 64, 3)
+    assert np.all(first.depth >= bank.depths[0] - 1e-4)
+    assert np.all(first.depth <= bank.depths[-1] + 1e-4)
+
+
+def test_aif_with_true_depth_fixed_beats_the_coded_input(prior, bank, scene):
+    coded = simulate_capture(scene, bank, 0.005, seed=0)
+    y = torch.from_numpy(coded.transpose(2, 0, 1).copy())[None]
+    model = LayeredBlur(bank, *y.shape[-2:])
+    true_v = inv_to_v(model, torch.from_numpy(1 / scene.depth)[None, None])
+    fixed_depth = dataclasses.replace(SamplerConfig(), lr_depth=0.0)
+    result = dfd_dps(y, model, prior, fixed_depth, steps=10, samples=1, init_v=true_v,
+                     noise_sigma=0.005, generator=torch.Generator().manual_seed(0))
+    aif = result.aif[0].permute(1, 2, 0).numpy()
+    assert psnr(aif, scene.rgb) > psnr(coded, scene.rgb) + 1.0
+    assert torch.allclose(result.inv_depth, 1 / torch.from_numpy(scene.depth)[None, None])
+
+
+def test_uncertainty_is_finite_and_shrinks_with_noise(prior, bank, scene):
+    run = Reconstructor(bank, ReconstructionConfig(steps=6, samples=4, init="mid"), prior)
+    spread = {}
+    for sigma in (0.005, 0.05):
+        rec = run(simulate_capture(scene, bank, sigma, seed=0))
+        assert np.all(np.isfinite(rec.uncertainty)) and np.all(rec.uncertainty >= 0)
+        spread[sigma] = float(rec.uncertainty.mean())
+    assert spread[0.005] < spread[0.05]
+
+
+def test_mono_and_colour_banks(prior, bank, scene):
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+    mono = Reconstructor(bank, ReconstructionConfig(steps=3), prior)(coded.mean(-1))
+    assert mono.aif.shape == (48, 64, 1) and np.isfinite(mono.depth).all()
+    colour = PSFBank(psfs=np.repeat(bank.psfs, 3, axis=1), depths=bank.depths)
+    rgb = Reconstructor(colour, ReconstructionConfig(steps=3), prior)(coded)
+    assert rgb.aif.shape == (48, 64, 3)
+    with pytest.raises(ValueError, match="must be RGB"):
+        Reconstructor(colour, ReconstructionConfig(steps=3), prior)(coded.mean(-1))
+
+
+def test_dps_variant_runs(prior, bank, scene):
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+    rec = Reconstructor(bank, ReconstructionConfig(method="dps", steps=4), prior)(coded)
+    assert np.isfinite(rec.depth).all() and len(rec.residuals) == 4
+
+
+def test_odd_frame_sizes_are_padded_and_cropped(prior, bank):
+    scene = load_scene("slanted", (0.5, 5.0), (61, 45))
+    rec = Reconstructor(bank, ReconstructionConfig(steps=2), prior)(
+        simulate_capture(scene, bank, 0.01)
+    )
+    assert rec.depth.shape == (45, 61) and rec.aif.shape == (45, 61, 3)
+
+
+def test_bad_inputs_get_clear_errors(bank):
+    run = Reconstructor(bank, ReconstructionConfig(method="classical"))
+    with pytest.raises(ValueError, match="smaller than the 21 px PSF"):
+        run(np.zeros((15, 40, 3), np.float32))
+    bad = np.full((48, 64, 3), 0.5, np.float32)
+    bad[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        run(bad)
+    with pytest.raises(ValueError, match=r"\[H, W, 1\|3\]"):
+        run(np.zeros((48, 64, 2), np.float32))
+    with pytest.raises(ValueError, match=r"\[0, 1\] intensities"):
+        run(np.full((48, 64), 3.0, np.float32))
+    one_layer = PSFBank(psfs=bank.psfs[:1], depths=bank.depths[:1])
+    with pytest.raises(ValueError, match="at least 2 depth layers"):
+        Reconstructor(one_layer, ReconstructionConfig(method="classical"))
+    with pytest.raises(ValueError, match="method"):
+        ReconstructionConfig(method="magic")
