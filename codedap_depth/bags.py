@@ -325,6 +325,16 @@ class BagFrame:
     aif_gt: np.ndarray | None
 
 
+def read_messages(bag: str | Path, topic: str) -> Iterator[tuple[int, object]]:
+    """(log time ns, deserialized rosbags message) for every message on ``topic``."""
+    with Reader(bag) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections:
+            raise ValueError(f"{bag}: no topic {topic!r}; topics: {sorted(reader.topics)}")
+        for conn, log_time, raw in reader.messages(connections=connections):
+            yield log_time, TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+
+
 def select_image_topic(reader: Reader, bag: str | Path, topic: str | None) -> str:
     """``topic`` if it is an Image topic of the open ``reader``; by default
     ``/camera/image_raw`` or the only Image topic. ``ValueError`` lists the choices."""
@@ -357,7 +367,8 @@ def read_frames(bag: str | Path, topic: str | None = None) -> Iterator[BagFrame]
         extras = {role: _sibling(topic, role) for role in ("depth_gt", "aif_gt", "camera_info")}
         index: dict[str, dict[int, tuple[str, bytes]]] = {role: {} for role in extras}
         extra_conns = [c for c in reader.connections if c.topic in extras.values()]
-        for conn, _, raw in reader.messages(connections=extra_conns):
+        # (an empty connection list would mean "all messages" to rosbags)
+        for conn, _, raw in reader.messages(connections=extra_conns) if extra_conns else ():
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
             role = next(r for r, t in extras.items() if t == conn.topic)
             index[role][stamp_ns(msg)] = (conn.msgtype, bytes(raw))
