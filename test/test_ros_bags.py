@@ -49,7 +49,7 @@ def test_bag_play_publishes_the_recorded_frames(ros, small_bag) -> None:
     assert player.returncode == 0, player.stderr
     assert "published 5 frames" in player.stdout
     deadline = time.monotonic() + 5
-    while len(images) < 5 and time.monotonic() < deadline:
+    while (len(images) < 5 or len(infos) < 5) and time.monotonic() < deadline:
         time.sleep(0.05)
     recorded = list(read_frames(small_bag))
     assert len(images) == 5 and len(infos) == 5

@@ -192,10 +192,16 @@ class Probe:
 def probe(ros, node_process, setup_files) -> Probe:
     probe = Probe(ros)
     deadline = time.monotonic() + 60
-    while probe.image_pub.get_subscription_count() == 0 or not probe.diagnostics:
+    def matched() -> bool:
+        return (probe.image_pub.get_subscription_count() > 0
+                and probe.info_pub.get_subscription_count() > 0 and bool(probe.diagnostics)
+                and all(probe.node.count_publishers(f"{NS}/{t}") for t in OUTPUTS))
+
+    while not matched():
         if node_process.poll() is not None or time.monotonic() > deadline:
             pytest.fail("node did not come up:\n" + setup_files["log"].read_text()[-3000:])
         time.sleep(0.1)
+    time.sleep(0.5)  # discovery is two-sided: let the node match our publishers too
     assert probe.params.wait_for_services(timeout_sec=10)
     return probe
 
@@ -361,9 +367,9 @@ def rss_mb(pid: int) -> float:
 
 def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
                                                           node_process) -> None:
-    """Bursts of 50 frames (320x240) as fast as they can be published: the node keeps only the
-    newest pending frame, answers services meanwhile, accounts for every frame it received
-    (processed + dropped + bad) and does not grow."""
+    """Bursts of 50 frames (320x240) at 100 Hz: the node keeps only the newest pending frame,
+    answers services meanwhile, accounts for every frame it received (processed + dropped +
+    bad) and does not grow (queueing the frames would take 200 * 230 kB = 46 MB)."""
     from codedap_depth.image_codec import bin_image
     from codedap_depth.ros.image_conversion import array_to_imgmsg
 
@@ -377,8 +383,9 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
         rss, sent = [rss_mb(node_process.pid)], set()
         for burst in range(4):
             stamps = [1000 * (burst + 1) + i for i in range(50)]
-            for sec in stamps:
+            for sec in stamps:  # at 100 Hz, ~10x faster than the node reconstructs
                 probe.publish(array_to_imgmsg(frame, "rgb8"), sec=sec)
+                time.sleep(0.01)
             # responsive: a service call is answered while the burst is being worked off
             assert probe.get_parameters("binning", timeout=5.0) == [5]
             time.sleep(0.5)
@@ -403,9 +410,9 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     lost = int(after["lost_frames"]) - int(before["lost_frames"])
     print(f"burst: sent {len(sent)}, node got {frames_in}: {frames_out} out, {dropped} dropped, "
           f"{bad} bad; DDS reported {lost} lost; RSS {[round(r, 1) for r in rss]} MB")
-    # Best effort + keep-last 5: DDS itself discards most of a burst the node cannot keep up
-    # with (reported as lost where DDS notices); what reaches the node is all accounted for.
-    assert frames_in >= 25, f"only {frames_in} of {len(sent)} frames reached the node"
+    # Best effort + keep-last 5: what DDS discards before the callback is reported as lost
+    # (where DDS notices); everything that reaches the node is accounted for.
+    assert frames_in >= 100, f"only {frames_in} of {len(sent)} frames reached the node"
     assert frames_in == frames_out + dropped + bad, after
     assert dropped >= frames_in // 2, after
     assert frames_out < frames_in

@@ -25,6 +25,9 @@ PLAYBACK_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
 )
 
+#: after a subscriber shows up, let it discover this publisher too before the first message
+DISCOVERY_GRACE_S = 0.5
+
 
 def message_class(msgtype: str) -> type:
     """``"sensor_msgs/msg/Image"`` -> ``sensor_msgs.msg.Image``."""
@@ -60,12 +63,22 @@ class BagPlayer(Node):
                                                   PLAYBACK_QOS)
 
     def wait_for_subscribers(self, timeout_s: float) -> bool:
-        """True once the image topic has a subscriber (False after ``timeout_s``)."""
+        """True once the image topic has a subscriber (False after ``timeout_s``); also waits
+        up to 1 s for a camera_info subscriber.
+
+        Discovery is two-sided: when this publisher sees the subscription, the subscriber may
+        not have matched the publisher yet, so a short grace period follows."""
         deadline = time.monotonic() + timeout_s
         while self.image_pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+        # camera_info is optional for subscribers: give it a short while, not the full timeout
+        deadline = time.monotonic() + 1.0
+        while (self.info_pub is not None and self.info_pub.get_subscription_count() == 0
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        time.sleep(DISCOVERY_GRACE_S)
         return True
 
 
