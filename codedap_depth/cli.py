@@ -144,6 +144,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from codedap_depth.bench import run_bench
+    from codedap_depth.optics import load_camera
+    from codedap_depth.prior import load_prior
+
+    result = run_bench(load_camera(args.camera), load_prior(args.device), args.device,
+                       args.sizes, args.steps, args.samples, args.quality_steps, args.out)
+    print(json.dumps({k: result[k] for k in ("device", "bf16_matmul_tflops",
+                                              "stages_256_20_steps", "layers")}, indent=1))
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'quality_vs_steps.png'}")
+    return 0
+
+
+def int_list(text: str) -> list[int]:
+    """``"10,20"`` -> [10, 20]."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {text!r}") from err
+
+
 def float_list(text: str) -> list[float]:
     """``"0.005,0.01"`` -> [0.005, 0.01]."""
     try:
@@ -152,15 +173,18 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers: {text!r}") from err
 
 
-def forward_to(module: str, function: str):
-    """A handler that passes the remaining argv to ``module.function(argv) -> int``."""
+#: Subcommands that parse their own arguments: name -> (module, function, help).
+FORWARDED = {
+    "node": ("codedap_depth.ros.node", "main", "run the ROS 2 node (--params FILE)"),
+    "bag": ("codedap_depth.bags", "cli_main", "rosbag2 tools: make | play | eval"),
+    "demo": ("codedap_depth.demo", "main", "bag -> node -> recorded outputs, in demo_out/"),
+}
 
-    def handler(args: argparse.Namespace) -> int:
-        import importlib
 
-        return int(getattr(importlib.import_module(module), function)(args.rest) or 0)
+def _cuda_available() -> bool:
+    import torch
 
-    return handler
+    return torch.cuda.is_available()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,18 +266,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True)
     ev.set_defaults(handler=cmd_eval)
 
-    for name, module, function, text in (
-        ("node", "codedap_depth.ros.node", "main", "run the ROS 2 node (--params FILE)"),
-        ("bag", "codedap_depth.bags", "cli_main", "rosbag2 tools: make | play | eval"),
-        ("demo", "codedap_depth.demo", "main", "bag -> node -> recorded outputs, in demo_out/"),
-    ):
-        forwarded = sub.add_parser(name, help=text, add_help=False)
-        forwarded.add_argument("rest", nargs=argparse.REMAINDER)
-        forwarded.set_defaults(handler=forward_to(module, function))
+    bench = sub.add_parser(
+        "bench", help="speed and quality benchmark (GPU); prints tables, writes JSON",
+        description="Time the DFD-DPS reconstruction over frame sizes, steps and samples, "
+        "break it into stages, compare with the network's FLOP floor, and plot quality "
+        "against steps. " + UNITS,
+    )
+    bench.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    bench.add_argument("--camera", type=Path, default=None, help="camera YAML")
+    bench.add_argument("--sizes", type=lambda s: [parse_size(v) for v in s.split(",")],
+                       default=[(256, 256), (512, 512), (320, 240)], help="WxH list")
+    bench.add_argument("--steps", type=int_list, default=[10, 20, 50, 1000])
+    bench.add_argument("--samples", type=int_list, default=[1, 4])
+    bench.add_argument("--quality-steps", type=int_list, default=[5, 10, 20, 50, 100, 1000])
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
+    bench.set_defaults(handler=cmd_bench)
+
+    for name, (_, _, text) in FORWARDED.items():
+        sub.add_parser(name, help=text, add_help=False)  # listed in --help; see main()
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in FORWARDED:
+        import importlib
+
+        module, function, _ = FORWARDED[argv[0]]
+        return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if getattr(args, "camera", "unset") is None:
         args.camera = share_file("config/camera.yaml")

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
+from codedap_depth.consistency import LayerEvidence, best_inverse_depth, solve_image
 from codedap_depth.forward import LayeredBlur
-from codedap_depth.prior import Prior, from_prior_range
+from codedap_depth.prior import Prior, from_prior_range, to_prior_range
 
 #: Called after every outer iteration with (iteration, total, x0 [M,3,H,W] prior range, v).
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
@@ -33,30 +34,35 @@ class SamplerConfig:
     count and the number of posterior samples are arguments of the samplers themselves.
 
     Attributes:
-        inner_steps: Adam steps on (x0, v) per outer step (``dfd_dps``).
-        lr_image: Adam step on x0, prior-range units.
-        lr_depth: Adam step on the normalised inverse depth v.
-        prior_scale: the proximity term's std is ``prior_scale * sqrt((1 - abar_t) / abar_t)``.
-        tv_weight: weight of the edge-weighted total variation of v.
-        edge_scale: image-gradient scale (prior range) at which TV weights fall by 1/e.
-        renoise: share of fresh noise when re-noising (DDIM eta-like; 0 = deterministic).
+        prior_scale: the std of the prior's x0 error is taken as ``prior_scale *
+            sqrt((1 - abar_t) / abar_t)`` (prior range); larger trusts the data more.
+        gradient_sigma: std of the weak gradient prior of the per-layer deconvolution
+            ([0, 1] intensities per pixel).
+        cg_iterations: conjugate-gradient iterations of the image step.
+        window: odd side of the window pooling the depth evidence, pixels.
+        depth_start: fraction of the schedule after which depth is re-fitted from the prior's
+            x0 (before it, the warm start is only polished while the image forms).
+        depth_mu: precision of x0 (relative to the noise) in the depth evidence.
+        renoise: share of fresh noise when re-noising (0 = deterministic DDIM).
         dps_step: step size zeta of the ``dps`` variant.
         occlusion: occlusion-aware renderer (else additive) inside the sampler.
     """
 
-    inner_steps: int = 4
-    lr_image: float = 0.03
-    lr_depth: float = 0.02
     prior_scale: float = 1.0
-    tv_weight: float = 0.02
-    edge_scale: float = 0.1
+    gradient_sigma: float = 0.1
+    cg_iterations: int = 10
+    window: int = 15
+    depth_start: float = 0.75
+    depth_mu: float = 1.0
     renoise: float = 0.3
     dps_step: float = 1.0
     occlusion: bool = True
 
     def __post_init__(self) -> None:
-        if self.inner_steps < 0:
-            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.cg_iterations < 0:
+            raise ValueError(f"cg_iterations must be >= 0, got {self.cg_iterations}")
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be odd and positive, got {self.window}")
         if not 0.0 <= self.renoise <= 1.0:
             raise ValueError(f"renoise must be in [0, 1], got {self.renoise}")
 
@@ -100,7 +106,7 @@ def dfd_dps(
     valid: torch.Tensor | None = None,
     callback: Callback | None = None,
 ) -> SamplerResult:
-    """DFD-DPS: per step, Tweedie x0, a few data-consistency steps on (x0, v), re-noise.
+    """DFD-DPS: per step, Tweedie x0, fit (x0, depth) to the measurement, re-noise.
 
     Args:
         y: [1, C, H, W] coded measurement.
@@ -117,43 +123,34 @@ def dfd_dps(
     """
     abar = prior.alphas_cumprod
     times = ddim_timesteps(steps, abar.shape[0])
-    m = samples
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
-    v = init_v.expand(m, -1, -1, -1).clone()
-    x_t = torch.randn((m, 3, *y.shape[-2:]), generator=generator, device=y.device)
+    evidence = LayerEvidence(model, y, noise_sigma, config.gradient_sigma, config.window)
+    v = init_v.expand(samples, -1, -1, -1).clone()
+    x_t = torch.randn((samples, 3, *y.shape[-2:]), generator=generator, device=y.device)
     residuals: list[torch.Tensor] = []
     for i, t in enumerate(times):
         a_t = abar[t]
         a_prev = abar[times[i + 1]] if i + 1 < len(times) else abar.new_tensor(1.0)
         with torch.no_grad():
-            eps = prior.eps(x_t, torch.full((m,), t, device=y.device, dtype=torch.long))
-        # (1) Tweedie / explicit x0 estimate
-        x0_prior = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-        # (2) data consistency: argmin data + proximity to x0_prior + edge-weighted TV(v)
-        prox_std = config.prior_scale * math.sqrt((1 - float(a_t)) / float(a_t))
-        edges = edge_weights(x0_prior, config.edge_scale)
-        x0 = x0_prior.clone().requires_grad_(True)
-        v = v.detach().requires_grad_(True)
-        optimiser = torch.optim.Adam(
-            [{"params": [x0], "lr": config.lr_image}, {"params": [v], "lr": config.lr_depth}]
-        )
-        for _ in range(config.inner_steps):
-            error = (render(model, x0, v, y.shape[1]) - y) * valid
-            data = error.pow(2).mean(dim=(1, 2, 3)) / (2 * noise_sigma**2)
-            proximity = (x0 - x0_prior).pow(2).mean(dim=(1, 2, 3)) / (2 * prox_std**2)
-            loss = (data + proximity + config.tv_weight * weighted_tv(v, edges)).sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            with torch.no_grad():
-                x0.clamp_(-1, 1)
-                v.clamp_(0, 1)
-        x0, v = x0.detach(), v.detach()
-        # (3) re-noise to the next timestep with the noise implied by the refined x0
-        eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-        fresh = torch.randn(x0.shape, generator=generator, device=y.device)
-        mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
-        x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed
+            eps = prior.eps(x_t, torch.full((samples,), t, device=y.device, dtype=torch.long))
+            # (1) Tweedie / explicit x0 estimate
+            x0_prior = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+            # (2) data consistency: image by CG with depth fixed, then depth
+            prior_std01 = config.prior_scale * ((1 - a_t) / a_t).sqrt().item() / 2
+            x_prior01 = measured(x0_prior, y.shape[1])
+            if i >= config.depth_start * len(times):
+                cost = evidence.cost(x_prior01, config.depth_mu)
+                v = inv_to_v(model, best_inverse_depth(cost, model.layer_inv_depths))
+            image01 = solve_image(model, y, valid, v_to_inv(model, v), x_prior01,
+                                  (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
+                                  config.cg_iterations)
+            # mono cameras: the fitted grey correction applies to every colour channel
+            x0 = to_prior_range(from_prior_range(x0_prior) + image01 - x_prior01).clamp(-1, 1)
+            # (3) re-noise to the next timestep with the noise implied by the refined x0
+            eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+            fresh = torch.randn(x0.shape, generator=generator, device=y.device)
+            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
+            x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed
         residuals.append(rms_residual(model, x0, v, y, valid))
         if callback is not None:
             callback(i, len(times), x0, v)
@@ -229,23 +226,6 @@ def inv_to_v(model: LayeredBlur, inv_depth: torch.Tensor) -> torch.Tensor:
     """Inverse depth in 1/m -> normalised [0, 1] (clamped to the bank range)."""
     u_near, u_far = model.layer_inv_depths[0], model.layer_inv_depths[-1]
     return ((inv_depth - u_far) / (u_near - u_far)).clamp(0, 1)
-
-
-def edge_weights(x0: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """TV weights exp(-|image gradient| / scale) along x and y, from the grey image."""
-    grey = x0.detach().mean(dim=1, keepdim=True)
-    gx = (grey[..., :, 1:] - grey[..., :, :-1]).abs()
-    gy = (grey[..., 1:, :] - grey[..., :-1, :]).abs()
-    return torch.exp(-gx / scale), torch.exp(-gy / scale)
-
-
-def weighted_tv(v: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Edge-weighted, smoothed total variation of v, per sample ([M])."""
-    dx = v[..., :, 1:] - v[..., :, :-1]
-    dy = v[..., 1:, :] - v[..., :-1, :]
-    tv_x = (weights[0] * (dx.pow(2) + 1e-6).sqrt()).mean(dim=(1, 2, 3))
-    tv_y = (weights[1] * (dy.pow(2) + 1e-6).sqrt()).mean(dim=(1, 2, 3))
-    return tv_x + tv_y
 
 
 @torch.no_grad()

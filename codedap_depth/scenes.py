@@ -8,9 +8,9 @@ the same scene serves any camera. Unknown ground truth stays NaN.
   disparity (disparity is proportional to inverse depth).
 * ``aloe``: Middlebury 2006 Aloe from Debian's ``opencv-doc`` (``aloeL.jpg`` + ``aloeGT.png``,
   0 = unknown).
-* ``layered``: three fronto-parallel photo-textured layers (far wall, mid card, near disk) with
-  occlusion boundaries.
-* ``slanted``: one photo on a plane slanted from the near to the far end of the range.
+* ``layered``: three fronto-parallel photo-textured layers (far wall: astronaut, mid card:
+  coffee, near disk: chelsea) with occlusion boundaries.
+* ``slanted``: one photo (rocket) on a plane slanted from the near to the far end of the range.
 
 The photo textures (``rocket``, ``coffee``, ``chelsea``, ``astronaut`` from ``skimage.data``) are
 held out of the diffusion prior's training set.
@@ -144,7 +144,7 @@ def _aloe(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def _layered(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     width, height = size
-    rgb = _fit(_as_rgb01(skimage.data.rocket()), size)
+    rgb = _fit(_as_rgb01(skimage.data.astronaut()), size)
     inverse = np.full((height, width), 0.0, np.float32)
     yy, xx = np.mgrid[0:height, 0:width]
     card = (xx > 0.08 * width) & (xx < 0.6 * width) & (yy > 0.15 * height) & (yy < 0.85 * height)
@@ -158,7 +158,7 @@ def _layered(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def _slanted(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     width, height = size
-    rgb = _fit(_as_rgb01(skimage.data.astronaut()), size)
+    rgb = _fit(_as_rgb01(skimage.data.rocket()), size)
     inverse = np.tile(np.linspace(1.0, 0.0, width, dtype=np.float32), (height, 1))
     return rgb, inverse
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
+from helpers import real_coded_file
 
 from codedap_depth.forward import LayeredBlur, add_sensor_noise, layer_weights
 from codedap_depth.optics import PSFBank, load_bank
-from helpers import real_coded_file
 
 
 def random_bank(k: int = 4, c: int = 1, s: int = 7, seed: int = 0) -> PSFBank:

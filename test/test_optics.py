@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, real_coded_file
 
 from codedap_depth.optics import (
     BankFormatError,
@@ -18,7 +19,6 @@ from codedap_depth.optics import (
     save_bank,
     synthesize_bank,
 )
-from helpers import REPO, real_coded_file
 
 CAMERA = load_camera(REPO / "config" / "camera.yaml")
 

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers import REPO
 
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.metrics import psnr
@@ -14,7 +15,6 @@ from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
 from codedap_depth.sampler import SamplerConfig, ddim_timesteps, dfd_dps, inv_to_v
 from codedap_depth.scenes import load_scene
 from codedap_depth.simulate import simulate_capture
-from helpers import REPO
 
 SIZE = (64, 48)
 
@@ -64,7 +64,7 @@ def test_aif_with_true_depth_fixed_beats_the_coded_input(prior, bank, scene):
     y = torch.from_numpy(coded.transpose(2, 0, 1).copy())[None]
     model = LayeredBlur(bank, *y.shape[-2:])
     true_v = inv_to_v(model, torch.from_numpy(1 / scene.depth)[None, None])
-    fixed_depth = dataclasses.replace(SamplerConfig(), lr_depth=0.0)
+    fixed_depth = dataclasses.replace(SamplerConfig(), depth_start=1.0)  # never re-fit depth
     result = dfd_dps(y, model, prior, fixed_depth, steps=10, samples=1, init_v=true_v,
                      noise_sigma=0.005, generator=torch.Generator().manual_seed(0))
     aif = result.aif[0].permute(1, 2, 0).numpy()

@@ -3,12 +3,12 @@
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from codedap_depth.metrics import depth_metrics, psnr, ssim
 from codedap_depth.optics import load_camera, synthesize_bank
 from codedap_depth.scenes import OPENCV_DATA, fill_unknown, load_scene, scene_from_files
 from codedap_depth.simulate import simulate_capture
-from helpers import REPO
 
 RANGE = (0.5, 5.0)
 
