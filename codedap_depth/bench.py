@@ -30,9 +30,12 @@ from codedap_depth.scenes import load_scene
 from codedap_depth.simulate import simulate_capture
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeat: int = 5) -> float:
-    """Median wall time of ``fn`` in milliseconds after one warm-up call (device-synced)."""
-    fn()
+def timed(
+    fn: Callable[[], object], device: torch.device, repeat: int = 5, warmup: bool = True
+) -> float:
+    """Median wall time of ``fn`` in milliseconds (device-synced), after one warm-up call."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeat):
         if device.type == "cuda":
@@ -130,7 +133,9 @@ def run_bench(
                     continue  # the reference step count is timed at the smallest size only
                 run = Reconstructor(bank, ReconstructionConfig(steps=steps, samples=samples,
                                                                device=device), prior)
-                ms = timed(lambda r=run, c=coded: r(c), dev, repeat=3 if steps < 1000 else 1)
+                slow = steps >= 1000  # same kernels as the shorter runs: no warm-up
+                ms = timed(lambda r=run, c=coded: r(c), dev, repeat=1 if slow else 2,
+                           warmup=not slow)
                 floor_ms = None if rate is None else flops * steps / (rate * 1e12) * 1000
                 row = {"size": f"{width}x{height}", "steps": steps, "samples": samples,
                        "ms_per_frame": ms, "fps": 1000 / ms, "network_gflop_per_step":

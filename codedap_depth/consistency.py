@@ -152,7 +152,7 @@ def solve_image(
         return (a * b).sum(dim=(1, 2, 3), keepdim=True)
 
     x = x_prior.clone()
-    residual = adjoint(valid * y)[0] + mu * x_prior - normal(x)
+    residual = adjoint((valid * y).expand_as(x_prior))[0] + mu * x_prior - normal(x)
     direction = residual.clone()
     rs = dot(residual, residual)
     for _ in range(iterations):

@@ -74,7 +74,9 @@ class SamplerResult:
     Attributes:
         aif: [M, C, H, W] all-in-focus images, [0, 1] intensities (C as the measurement).
         inv_depth: [M, 1, H, W] inverse depth, 1/m, within the bank range.
-        residuals: RMS data residual ([0, 1] intensities) after each outer iteration.
+        residuals: RMS data residual ([0, 1] intensities) at each outer iteration: of the
+            prior's x0 estimate before the data step (``dfd_dps``; it falls as the sample
+            converges) or of x0_hat (``dps``).
     """
 
     aif: torch.Tensor
@@ -141,6 +143,7 @@ def dfd_dps(
             if i >= config.depth_start * len(times):
                 cost = evidence.cost(x_prior01, config.depth_mu)
                 v = inv_to_v(model, best_inverse_depth(cost, model.layer_inv_depths))
+            residuals.append(rms_residual(model, x0_prior, v, y, valid))
             image01 = solve_image(model, y, valid, v_to_inv(model, v), x_prior01,
                                   (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
                                   config.cg_iterations)
@@ -151,7 +154,6 @@ def dfd_dps(
             fresh = torch.randn(x0.shape, generator=generator, device=y.device)
             mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
             x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed
-        residuals.append(rms_residual(model, x0, v, y, valid))
         if callback is not None:
             callback(i, len(times), x0, v)
     aif, inv_depth = measured(x0, y.shape[1]), v_to_inv(model, v)

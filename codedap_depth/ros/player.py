@@ -64,7 +64,7 @@ class BagPlayer(Node):
 
     def wait_for_subscribers(self, timeout_s: float) -> bool:
         """True once the image topic has a subscriber (False after ``timeout_s``); also waits
-        up to 1 s for a camera_info subscriber.
+        up to 3 s for a camera_info subscriber (discovery is slow on a loaded machine).
 
         Discovery is two-sided: when this publisher sees the subscription, the subscriber may
         not have matched the publisher yet, so a short grace period follows."""
@@ -74,7 +74,7 @@ class BagPlayer(Node):
                 return False
             time.sleep(0.05)
         # camera_info is optional for subscribers: give it a short while, not the full timeout
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 3.0
         while (self.info_pub is not None and self.info_pub.get_subscription_count() == 0
                and time.monotonic() < deadline):
             time.sleep(0.05)
