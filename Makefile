@@ -37,8 +37,12 @@ test: venv lint
 demo: venv
 	$(BIN)/codedap-depth demo --out demo_out
 
+# README figures of the PSF bank and a simulated capture, made by the CLI.
 figures: venv
-	$(BIN)/python tools/make_readme_figures.py
+	$(BIN)/codedap-depth psf --out build/bank.npz --figure docs/psf_bank.png
+	$(BIN)/codedap-depth simulate --scene motorcycle --psf build/bank.npz --noise 0.01 \
+	    --out build/simulated_motorcycle
+	cp build/simulated_motorcycle/figure.png docs/simulated_motorcycle.png
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
