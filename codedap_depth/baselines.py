@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from codedap_depth.forward import layer_weights, psf_spectra
+from codedap_depth.forward import fast_fft_length, layer_weights, psf_spectra
 from codedap_depth.optics import PSFBank
 
 #: Candidate std of image gradients (forward differences, [0, 1] intensities), step 6.
@@ -129,7 +129,7 @@ def classical_reconstruct(
     h, w, c = image.shape
     radius = filter_radius(bank.size)
     margin = radius + bank.size
-    fft_shape = (_fast_length(h + 2 * margin), _fast_length(w + 2 * margin))
+    fft_shape = (fast_fft_length(h + 2 * margin), fast_fft_length(w + 2 * margin))
     y = torch.from_numpy(image).to(dev).permute(2, 0, 1)  # [C, H, W]
     spectrum = torch.fft.rfft2(_periodic_pad(y, fft_shape))  # [C, Hf, Wr]
     repeat = c if bank.channels == 1 else 1  # a mono bank scores every channel alike
@@ -268,18 +268,6 @@ def _checked_image(
     if not (np.isfinite(smoothness) and smoothness >= 0):
         raise ValueError(f"smoothness must be >= 0, got {smoothness!r}")
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0))
-
-
-def _fast_length(n: int) -> int:
-    """Smallest integer >= ``n`` whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
 
 
 def _periodic_pad(y: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
