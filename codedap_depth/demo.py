@@ -170,11 +170,21 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args) 
                     "coverage"):
             summary[f"mean_{key}"] = float(np.nanmean([r[key] for r in rows]))
         summary["max_latency_ms"] = float(max(r["latency_ms"] for r in rows))
-        last = rows[-1]["stamp_ns"]
+        # the newest frame whose every output was recorded (a sample can be lost under load)
+        complete = _stamps(out, "aif/image") & _stamps(out, "depth/uncertainty") & _stamps(
+            out, "points")
+        last = max((r["stamp_ns"] for r in rows if r["stamp_ns"] in complete), default=None)
+        if last is None:
+            raise RuntimeError("no frame had all of its outputs recorded: see node.log")
         _figure(out, inputs[last], depths[last], binning, panel_figure)
         summary["ply_points"] = _ply(out / "points.ply", last, write_ply)
     summary["rows"] = rows
     return summary
+
+
+def _stamps(out: Path, topic: str) -> set[int]:
+    """Header stamps (ns) recorded on the node's ``topic`` in the output bag."""
+    return {stamp_ns(m) for _, m in read_messages(out / "output_bag", f"{NAMESPACE}/{topic}")}
 
 
 def _frame_at(bag: Path, topic: str, stamp: int) -> np.ndarray:
