@@ -164,3 +164,32 @@ def solve_image(
         direction = residual + (rs_new / rs.clamp(min=1e-20)) * direction
         rs = rs_new
     return x
+
+
+def smooth_depth(
+    v: torch.Tensor, guide: torch.Tensor, weight: float, edge_scale: float, iterations: int
+) -> torch.Tensor:
+    """Edge-weighted total-variation smoothing of a normalised inverse depth map.
+
+    Minimises ``mean((s - v)^2) + weight * TV_w(s)`` by Adam, where TV weights
+    ``exp(-|grad guide| / edge_scale)`` let depth jump at image edges of the [0, 1] ``guide``.
+
+    Args:
+        v: [M, 1, H, W] depth fitted per pixel (normalised inverse depth in [0, 1]).
+        guide: [M, C, H, W] image whose edges may carry depth edges.
+    """
+    grey = guide.mean(dim=1, keepdim=True)
+    wx = torch.exp(-(grey[..., :, 1:] - grey[..., :, :-1]).abs() / edge_scale)
+    wy = torch.exp(-(grey[..., 1:, :] - grey[..., :-1, :]).abs() / edge_scale)
+    with torch.enable_grad():
+        s = v.detach().clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([s], lr=0.02)
+        for _ in range(iterations):
+            dx = s[..., :, 1:] - s[..., :, :-1]
+            dy = s[..., 1:, :] - s[..., :-1, :]
+            tv = (wx * (dx.pow(2) + 1e-6).sqrt()).mean() + (wy * (dy.pow(2) + 1e-6).sqrt()).mean()
+            loss = (s - v).pow(2).mean() + weight * tv
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    return s.detach().clamp(0, 1)

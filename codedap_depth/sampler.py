@@ -20,7 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
-from codedap_depth.consistency import LayerEvidence, best_inverse_depth, solve_image
+from codedap_depth.consistency import (
+    LayerEvidence,
+    best_inverse_depth,
+    smooth_depth,
+    solve_image,
+)
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.prior import Prior, from_prior_range, to_prior_range
 
@@ -43,6 +48,10 @@ class SamplerConfig:
         depth_start: fraction of the schedule after which depth is re-fitted from the prior's
             x0 (before it, the warm start is only polished while the image forms).
         depth_mu: precision of x0 (relative to the noise) in the depth evidence.
+        tv_weight: weight of the edge-weighted total variation smoothing the fitted depth.
+        edge_scale: grey-level step ([0, 1]) at which the TV weight falls by 1/e.
+        tv_iterations: Adam iterations of that smoothing (0 = none; 20 iterations changed
+            AbsRel by < 0.005 on motorcycle and layered, so it is off by default).
         renoise: share of fresh noise when re-noising (0 = deterministic DDIM).
         dps_step: step size zeta of the ``dps`` variant.
         occlusion: occlusion-aware renderer (else additive) inside the sampler.
@@ -54,6 +63,9 @@ class SamplerConfig:
     window: int = 15
     depth_start: float = 0.75
     depth_mu: float = 1.0
+    tv_weight: float = 0.02
+    edge_scale: float = 0.05
+    tv_iterations: int = 0
     renoise: float = 0.3
     dps_step: float = 1.0
     occlusion: bool = True
@@ -143,6 +155,8 @@ def dfd_dps(
             if i >= config.depth_start * len(times):
                 cost = evidence.cost(x_prior01, config.depth_mu)
                 v = inv_to_v(model, best_inverse_depth(cost, model.layer_inv_depths))
+                v = smooth_depth(v, x_prior01, config.tv_weight, config.edge_scale,
+                                 config.tv_iterations)
             residuals.append(rms_residual(model, x0_prior, v, y, valid))
             image01 = solve_image(model, y, valid, v_to_inv(model, v), x_prior01,
                                   (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
