@@ -25,7 +25,7 @@ from codedap_depth.forward import LayeredBlur
 from codedap_depth.metrics import depth_metrics, psnr
 from codedap_depth.optics import Camera, synthesize_bank
 from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
-from codedap_depth.prior import Prior
+from codedap_depth.prior import Prior, to_prior_range
 from codedap_depth.scenes import load_scene
 from codedap_depth.simulate import simulate_capture
 
@@ -87,7 +87,7 @@ def stage_breakdown(
     evidence = LayerEvidence(model, y, 0.01, config.gradient_sigma, config.window)
     t = torch.full((samples,), 500, device=device, dtype=torch.long)
     with torch.no_grad():
-        network = timed(lambda: prior.eps(x * 2 - 1, t), device)
+        network = timed(lambda: prior.eps(to_prior_range(x), t), device)
         image = timed(lambda: solve_image(model, y, valid, inv, x, 1.0, evidence.lambda_g,
                                           config.cg_iterations), device)
         depth = timed(lambda: evidence.cost(x, config.depth_mu), device)
