@@ -19,9 +19,9 @@ def test_core_modules_import_without_ros():
         "import importlib, sys\n"
         f"for name in {CORE!r}:\n"
         "    importlib.import_module(name)\n"
-        "ros = sorted(m for m in sys.modules if m.split('.')[0] in\n"
-        "             ('rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'rosidl_runtime_py',\n"
-        "              'rpyutils', 'launch', 'launch_ros'))\n"
+        "ros = sorted(m for m in sys.modules if m.split('.')[0] in (\n"
+        "    'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'rosidl_runtime_py',\n"
+        "    'rpyutils', 'launch', 'launch_ros'))\n"
         "print(ros)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
