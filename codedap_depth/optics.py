@@ -17,6 +17,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -330,6 +331,8 @@ def load_bank(path: str | Path) -> PSFBank:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: PSF bank file not found")
+    if not zipfile.is_zipfile(path):
+        raise BankFormatError(f"{path}: not an .npz (zip) archive")
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}

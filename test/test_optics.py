@@ -178,7 +178,7 @@ def test_missing_and_garbage_files(tmp_path: Path):
         load_bank(tmp_path / "absent.npz")
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip")
-    with pytest.raises(BankFormatError, match="garbage.npz"):
+    with pytest.raises(BankFormatError, match="garbage.npz: not an .npz"):
         load_bank(garbage)
 
 
