@@ -70,7 +70,7 @@ def run_node_session(
     rate: float = 1.0,
     hz: float | None = None,
     startup_timeout_s: float = 300.0,
-    settle_timeout_s: float = 300.0,
+    settle_timeout_s: float = 30.0,
     progress=print,
 ) -> SessionResult:
     """Start ``node_command``, play ``bag`` into it, record its outputs into ``output_bag``.
@@ -82,7 +82,8 @@ def run_node_session(
         log_path: the node's stdout/stderr go here.
         rate, hz: playback speed factor or fixed frame rate (see ``play_bag``).
         startup_timeout_s: how long the node may take to come up (imports, PSFs, weights).
-        settle_timeout_s: how long to wait for the last frame's outputs after playback.
+        settle_timeout_s: after playback, how long to wait without any new depth output for
+            the last frame's outputs (the input is best effort: the last frame can be lost).
         progress: called with one-line status messages.
 
     Raises:
@@ -101,7 +102,8 @@ def run_node_session(
         executor.add_node(recorder)
         spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
         spinner.start()
-        node = subprocess.Popen(node_command, stdout=log, stderr=subprocess.STDOUT)
+        node = subprocess.Popen(node_command, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_exit_with_parent)
         try:
             _wait_for_node(node, recorder, log_path, startup_timeout_s)
             progress(f"node up after {time.monotonic() - started:.1f} s; playing {bag}")
@@ -109,12 +111,15 @@ def run_node_session(
             progress(f"played {played.frames} frames in {played.seconds:.1f} s; waiting for "
                      f"the last outputs")
             last = played.published[-1][0] if played.published else None
-            deadline = time.monotonic() + settle_timeout_s
+            seen, quiet_since = -1, time.monotonic()
             while last is not None and last not in recorder.stamps(depth_topic):
                 if node.poll() is not None:
                     raise SessionError(f"node exited with {node.returncode}:\n{_tail(log_path)}")
-                if time.monotonic() > deadline:
-                    progress(f"no output for the last frame after {settle_timeout_s:.0f} s")
+                if len(recorder.stamps(depth_topic)) != seen:
+                    seen, quiet_since = len(recorder.stamps(depth_topic)), time.monotonic()
+                if time.monotonic() - quiet_since > settle_timeout_s:
+                    progress(f"no output for the last frame after {settle_timeout_s:.0f} s "
+                             "without new outputs (lost in transport?); summarising what came")
                     break
                 time.sleep(0.1)
             time.sleep(1.5)  # one more diagnostics message with the final counts
@@ -128,6 +133,15 @@ def run_node_session(
                       if k.startswith("codedap_depth")), {})
     return SessionResult(played, {t: list(a) for t, a in recorder.arrivals.items()}, node_diag,
                          returncode, time.monotonic() - started)
+
+
+def _exit_with_parent() -> None:
+    """In the node's child process: ask Linux to send it SIGTERM if the demo dies, so a
+    killed demo (e.g. a test timeout) leaves no node running."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _spin(executor: SingleThreadedExecutor) -> None:
