@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from codedap_depth.forward import LayeredBlur
+from codedap_depth.forward import LayeredBlur, replicate_pad
 
 
 class LayerEvidence:
@@ -55,7 +55,7 @@ class LayerEvidence:
     def spectrum(self, image: torch.Tensor) -> torch.Tensor:
         """FFT of an edge-padded [B, C, H, W] image: [B, 1, C, Hf, Wr]."""
         r = self.model.radius
-        padded = nn.functional.pad(image, (r, r, r, r), mode="replicate")
+        padded = replicate_pad(image, r)
         return torch.fft.rfft2(padded, s=self.model.fft_shape).unsqueeze(1)
 
     def crop(self, spectrum: torch.Tensor) -> torch.Tensor:

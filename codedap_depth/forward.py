@@ -128,7 +128,7 @@ class LayeredBlur(nn.Module):
         """
         r = self.radius
         b, k, c, h, w = layers.shape  # k is K, or 1 to blur one image with every layer
-        padded = nn.functional.pad(layers.reshape(b, k * c, h, w), (r, r, r, r), mode="replicate")
+        padded = replicate_pad(layers.reshape(b, k * c, h, w), r)
         # zero-padding up to the fast FFT size never wraps into the kept window
         spectrum = torch.fft.rfft2(padded.reshape(b, k, c, h + 2 * r, w + 2 * r), s=self.fft_shape)
         out = torch.fft.irfft2(spectrum * self.otf, s=self.fft_shape)
@@ -146,6 +146,21 @@ class LayeredBlur(nn.Module):
                 f"inverse depth must be [B, 1, H, W] = {(image.shape[0], 1, *image.shape[-2:])}, "
                 f"got {tuple(inv_depth.shape)}"
             )
+
+
+def replicate_pad(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Edge-replicate the last two dims by ``r`` pixels.
+
+    Built from ``expand`` and ``cat``, whose gradients are plain sums and slices, so the adjoint
+    is deterministic on CUDA (the built-in replicate padding accumulates its gradient with
+    atomics, which made same-seed runs differ on an H100).
+    """
+    if r == 0:
+        return x
+    rows = torch.cat([x[..., :1, :].expand(*x.shape[:-2], r, x.shape[-1]), x,
+                      x[..., -1:, :].expand(*x.shape[:-2], r, x.shape[-1])], dim=-2)
+    return torch.cat([rows[..., :1].expand(*rows.shape[:-1], r), rows,
+                      rows[..., -1:].expand(*rows.shape[:-1], r)], dim=-1)
 
 
 def fast_fft_length(n: int) -> int:
