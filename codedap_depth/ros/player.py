@@ -14,6 +14,7 @@ from pathlib import Path
 
 import rclpy
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
@@ -61,6 +62,13 @@ class BagPlayer(Node):
         if info_topic is not None:
             self.info_pub = self.create_publisher(message_class(CAMERA_INFO), info_topic,
                                                   PLAYBACK_QOS)
+
+    def flush(self, timeout_s: float = 2.0) -> None:
+        """Before exiting: give reliable subscribers up to ``timeout_s`` to acknowledge the
+        last messages (a publisher that is destroyed at once can take them with it)."""
+        for publisher in (self.image_pub, self.info_pub):
+            if publisher is not None:
+                publisher.wait_for_all_acked(Duration(seconds=timeout_s))
 
     def wait_for_subscribers(self, timeout_s: float) -> bool:
         """True once the image topic has a subscriber (False after ``timeout_s``); also waits
@@ -129,6 +137,7 @@ def play_bag(
                     _play_once(reader, wanted, topic, player, rate, hz, published)
                     if not loop:
                         break
+                player.flush()
             except KeyboardInterrupt:
                 pass
             finally:
