@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codedap_depth.geometry import backproject
+
 #: encoding -> (numpy dtype without byte order, channels)
 ENCODINGS: dict[str, tuple[str, int]] = {
     "mono8": ("u1", 1),
@@ -343,7 +345,6 @@ def pack_cloud(
     if depth.ndim != 2:
         raise ValueError(f"depth must be [H, W], got {depth.shape}")
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    v, u = np.mgrid[0 : depth.shape[0] : stride, 0 : depth.shape[1] : stride]
     z = depth[::stride, ::stride].astype(np.float64)
     valid = np.isfinite(z) & (z > 0)
     if sigma is not None:
@@ -360,9 +361,9 @@ def pack_cloud(
         "itemsize": POINT_STEP,
     })
     points = np.zeros(z.shape, dtype=dtype)
-    points["x"] = (u - K[0, 2]) * z / K[0, 0]
-    points["y"] = (v - K[1, 2]) * z / K[1, 1]
-    points["z"] = z
+    # the kept pixels sit every `stride` px: the same pinhole with K scaled by 1/stride
+    xyz = backproject(z, np.diag([1 / stride, 1 / stride, 1.0]) @ K)
+    points["x"], points["y"], points["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     if rgb is None:
         points["rgb"] = 0x00FFFFFF
     else:
