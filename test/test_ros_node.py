@@ -9,7 +9,6 @@ coded frames (128x96 raw, binning 2) and checks every output against design.md s
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -86,13 +85,9 @@ def node_process(setup_files):
         stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
     )
     yield proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from codedap_depth.ros.session import stop_process
+
+    stop_process(proc)
     log.close()
     assert proc.returncode == 0, setup_files["log"].read_text()[-3000:]
 

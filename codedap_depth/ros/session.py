@@ -124,7 +124,7 @@ def run_node_session(
                 time.sleep(0.1)
             time.sleep(1.5)  # one more diagnostics message with the final counts
         finally:
-            returncode = _stop(node)
+            returncode = stop_process(node)
             executor.shutdown(timeout_sec=5.0)
             recorder.destroy_node()
             context.try_shutdown()
@@ -163,7 +163,7 @@ def _wait_for_node(node: subprocess.Popen, recorder: BagRecorder, log_path: Path
         time.sleep(0.1)
 
 
-def _stop(node: subprocess.Popen) -> int:
+def stop_process(node: subprocess.Popen) -> int:
     """SIGINT (a clean ROS shutdown), then SIGKILL after 20 s; returns the exit status."""
     if node.poll() is None:
         node.send_signal(signal.SIGINT)
