@@ -110,24 +110,13 @@ class LayeredBlur(nn.Module):
         coverage = (blurred_a * transmit).sum(dim=1)
         return numerator / coverage.clamp(min=_EPS)
 
-    def blur_planes(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` seen as a fronto-parallel plane at every layer's depth.
-
-        Args:
-            image: [B, C, H, W], [0, 1] intensities.
-
-        Returns:
-            [B, K, C', H, W]: ``h_k * image`` for every layer k (one forward FFT of the image).
-        """
-        return self.blur(image.unsqueeze(1))
-
     def blur(self, layers: torch.Tensor) -> torch.Tensor:
         """Convolve each layer with its PSF: [B, K, C, H, W] -> [B, K, C', H, W].
 
         ``C'`` is ``C`` when the bank is mono (C = 1 PSFs broadcast), or 3 for a colour bank.
         """
         r = self.radius
-        b, k, c, h, w = layers.shape  # k is K, or 1 to blur one image with every layer
+        b, k, c, h, w = layers.shape
         padded = replicate_pad(layers.reshape(b, k * c, h, w), r)
         # zero-padding up to the fast FFT size never wraps into the kept window
         spectrum = torch.fft.rfft2(padded.reshape(b, k, c, h + 2 * r, w + 2 * r), s=self.fft_shape)
