@@ -53,7 +53,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from codedap_depth.forward import fast_fft_length, layer_weights, psf_spectra
+from codedap_depth.forward import (
+    check_coded_image,
+    fast_fft_length,
+    layer_weights,
+    psf_spectra,
+)
 from codedap_depth.optics import PSFBank
 
 #: Candidate std of image gradients (forward differences, [0, 1] intensities), step 6.
@@ -232,42 +237,14 @@ def _checked_image(
     coded: np.ndarray, bank: PSFBank, noise_sigma: float, window: int, smoothness: float
 ) -> np.ndarray:
     """Validate the arguments; return the image as contiguous float32 clipped to [0, 1]."""
-    image = np.asarray(coded)
-    if image.ndim != 3:
-        raise ValueError(
-            f"coded image must have rank 3 [H, W, C], got shape {image.shape} "
-            "(use image[..., None] for a mono image)"
-        )
-    h, w, c = image.shape
-    if c not in (1, 3):
-        raise ValueError(f"coded image must have 1 or 3 channels, got {c}")
-    if bank.channels == 3 and c != 3:
-        raise ValueError(
-            f"a colour (C=3) PSF bank needs a 3-channel image, got {c} channel(s); "
-            "use a mono bank or pass RGB"
-        )
-    if h < bank.size or w < bank.size:
-        raise ValueError(
-            f"coded image {w}x{h} px is smaller than the {bank.size}x{bank.size} px PSF"
-        )
-    if image.dtype.kind not in "fiub":
-        raise ValueError(f"coded image must be numeric, got dtype {image.dtype}")
-    image = image.astype(np.float32)
-    if not np.all(np.isfinite(image)):
-        raise ValueError("coded image contains NaN or Inf pixels")
-    low, high = float(image.min()), float(image.max())
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise ValueError(
-            f"coded image values must lie in [0, 1], got [{low:.4g}, {high:.4g}] "
-            "(divide 8-bit images by 255)"
-        )
+    image = check_coded_image(coded, bank, RANGE_TOLERANCE)
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise ValueError(f"noise_sigma must be a positive number, got {noise_sigma!r}")
     if int(window) != window or window < 1 or window % 2 == 0:
         raise ValueError(f"window must be an odd positive integer, got {window!r}")
     if not (np.isfinite(smoothness) and smoothness >= 0):
         raise ValueError(f"smoothness must be >= 0, got {smoothness!r}")
-    return np.ascontiguousarray(np.clip(image, 0.0, 1.0))
+    return image
 
 
 def _periodic_pad(y: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

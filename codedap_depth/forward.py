@@ -21,6 +21,7 @@ and frame size.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -214,3 +215,48 @@ def estimate_noise_sigma(image: torch.Tensor) -> float:
     diagonal = (x[..., 0::2, 0::2] - x[..., 0::2, 1::2] - x[..., 1::2, 0::2]
                 + x[..., 1::2, 1::2]) / 2
     return float(diagonal.abs().median()) / 0.6745
+
+
+def check_coded_image(coded: np.ndarray, bank: PSFBank, tolerance: float = 1e-3) -> np.ndarray:
+    """Validate a coded frame against ``bank``; ValueError says what is wrong.
+
+    Args:
+        coded: [H, W, C] image of [0, 1] intensities, C = 1 or 3 (3 for a colour bank).
+        bank: the PSF bank it will be reconstructed with.
+        tolerance: how far outside [0, 1] values may stray (rounding) before it is an error.
+
+    Returns:
+        The image as contiguous float32 [H, W, C], clipped to [0, 1].
+    """
+    image = np.asarray(coded)
+    if image.ndim != 3:
+        raise ValueError(
+            f"coded image must have rank 3 [H, W, C], got shape {image.shape} "
+            "(use image[..., None] for a mono image)"
+        )
+    h, w, c = image.shape
+    if c not in (1, 3):
+        raise ValueError(f"coded image must have 1 or 3 channels ([H, W, 1|3]), got {c}")
+    if bank.channels == 3 and c != 3:
+        raise ValueError(
+            f"a colour (C=3) PSF bank needs a 3-channel image, got {c} channel(s): "
+            "the image must be RGB (or use a mono bank)"
+        )
+    if h < bank.size or w < bank.size:
+        raise ValueError(
+            f"coded image {w}x{h} px is smaller than the {bank.size} px PSF "
+            f"({bank.size}x{bank.size} px support)"
+        )
+    if image.dtype.kind not in "fiub":
+        raise ValueError(f"coded image must be numeric, got dtype {image.dtype}")
+    image = image.astype(np.float32)
+    if not np.all(np.isfinite(image)):
+        bad = int((~np.isfinite(image)).sum())
+        raise ValueError(f"coded image contains {bad} NaN or Inf pixels")
+    low, high = float(image.min()), float(image.max())
+    if low < -tolerance or high > 1 + tolerance:
+        raise ValueError(
+            f"coded image values must be [0, 1] intensities, got [{low:.4g}, {high:.4g}] "
+            "(divide 8-bit images by 255)"
+        )
+    return np.ascontiguousarray(np.clip(image, 0.0, 1.0))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from codedap_depth.forward import LayeredBlur, estimate_noise_sigma
+from codedap_depth.forward import LayeredBlur, check_coded_image, estimate_noise_sigma
 from codedap_depth.optics import PSFBank, validate_bank
 from codedap_depth.sampler import SamplerConfig, dfd_dps, dps, inv_to_v
 
@@ -139,22 +139,7 @@ class Reconstructor:
         """Check a frame and return it as float32 [H, W, C]; ValueError says what is wrong."""
         if not isinstance(coded, np.ndarray) or coded.dtype.kind != "f":
             raise ValueError("coded image must be a float numpy array of [0, 1] intensities")
-        image = coded[..., None] if coded.ndim == 2 else coded
-        if image.ndim != 3 or image.shape[-1] not in (1, 3):
-            raise ValueError(f"coded image must be [H, W] or [H, W, 1|3], got {coded.shape}")
-        height, width, channels = image.shape
-        if min(height, width) < self.bank.size:
-            raise ValueError(
-                f"image {width}x{height} px is smaller than the {self.bank.size} px PSF support"
-            )
-        if self.bank.channels == 3 and channels != 3:
-            raise ValueError("this PSF bank is per colour channel (C=3): the image must be RGB")
-        if not np.all(np.isfinite(image)):
-            raise ValueError(f"coded image has {int((~np.isfinite(image)).sum())} NaN/Inf pixels")
-        if image.min() < -1e-3 or image.max() > 1 + 1e-3:
-            low, high = image.min(), image.max()
-            raise ValueError(f"coded image must hold [0, 1] intensities: {low:.3g}..{high:.3g}")
-        return np.clip(image, 0, 1).astype(np.float32)
+        return check_coded_image(coded[..., None] if coded.ndim == 2 else coded, self.bank)
 
     def _model(self, height: int, width: int) -> LayeredBlur:
         key = (height, width)

@@ -159,7 +159,7 @@ def test_colour_bank_with_a_mono_image_is_refused(colour_bank):
 @pytest.mark.parametrize(
     "image, message",
     [
-        (np.full((16, 40, 3), 0.5, np.float32), "smaller than the 21x21 px PSF"),
+        (np.full((16, 40, 3), 0.5, np.float32), "smaller than the 21 px PSF"),
         (np.full((40, 40), 0.5, np.float32), "rank 3"),
         (np.full((1, 40, 40, 3), 0.5, np.float32), "rank 3"),
         (np.full((40, 40, 2), 0.5, np.float32), "1 or 3 channels"),
