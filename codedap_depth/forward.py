@@ -14,6 +14,10 @@ Each pixel's inverse depth is split linearly between the two nearest bank layers
   ``y = sum_k (h_k * (a_k x)) prod_{j < k} (1 - h_j * a_j)``, divided by the same expression
   with ``x = 1`` so a constant scene stays constant.
 
+For a fixed depth map both renderers are linear in the image: ``LayeredBlur.at(u)`` returns
+that linear operator (``FixedDepthBlur``) with its exact adjoint, which the sampler's image step
+applies many times per depth map.
+
 Convolutions run as FFT products on the frame padded by the PSF radius with edge replication
 (``scipy.ndimage.convolve(mode="nearest")`` semantics); PSF spectra are computed once per bank
 and frame size.
@@ -88,7 +92,7 @@ class LayeredBlur(nn.Module):
         return int(self.otf.shape[1])
 
     def forward(self, image: torch.Tensor, inv_depth: torch.Tensor) -> torch.Tensor:
-        """Render the coded measurement.
+        """Render the coded measurement (differentiable in both arguments).
 
         Args:
             image: [B, C, H, W] all-in-focus image, [0, 1] intensities.
@@ -98,18 +102,11 @@ class LayeredBlur(nn.Module):
             [B, C, H, W] blurred image.
         """
         self._check(image, inv_depth)
-        w = layer_weights(inv_depth, self.layer_inv_depths)  # [B, K, H, W]
-        if not self.occlusion:
-            return self.blur(w.unsqueeze(2) * image.unsqueeze(1)).sum(dim=1)
-        remaining = w.flip(1).cumsum(1).flip(1)  # sum_{i >= k} w_i
-        alpha = (w / remaining.clamp(min=_EPS)).unsqueeze(2)  # [B, K, 1, H, W]
-        blurred_x = self.blur(alpha * image.unsqueeze(1))  # [B, K, C, H, W]
-        blurred_a = self.blur(alpha)  # [B, K, Cpsf, H, W]
-        transmit = torch.cumprod(1 - blurred_a, dim=1)
-        transmit = torch.cat([torch.ones_like(transmit[:, :1]), transmit[:, :-1]], dim=1)
-        numerator = (blurred_x * transmit).sum(dim=1)
-        coverage = (blurred_a * transmit).sum(dim=1)
-        return numerator / coverage.clamp(min=_EPS)
+        return self.at(inv_depth)(image)
+
+    def at(self, inv_depth: torch.Tensor) -> FixedDepthBlur:
+        """The renderer for one [B, 1, H, W] inverse depth map (1/m), linear in the image."""
+        return FixedDepthBlur(self, inv_depth)
 
     def blur(self, layers: torch.Tensor) -> torch.Tensor:
         """Convolve each layer with its PSF: [B, K, C, H, W] -> [B, K, C', H, W].
@@ -123,6 +120,15 @@ class LayeredBlur(nn.Module):
         spectrum = torch.fft.rfft2(padded.reshape(b, k, c, h + 2 * r, w + 2 * r), s=self.fft_shape)
         out = torch.fft.irfft2(spectrum * self.otf, s=self.fft_shape)
         return out[..., r : r + h, r : r + w]
+
+    def blur_adjoint(self, layers: torch.Tensor) -> torch.Tensor:
+        """Adjoint of ``blur`` (correlation with each PSF, then the padding folded back onto
+        the frame's edge pixels): [B, K, C, H, W] -> [B, K, C', H, W]."""
+        r, (h, w) = self.radius, layers.shape[-2:]
+        hf, wf = self.fft_shape
+        embedded = nn.functional.pad(layers, (r, wf - w - r, r, hf - h - r))
+        out = torch.fft.irfft2(torch.fft.rfft2(embedded) * self.otf.conj(), s=self.fft_shape)
+        return replicate_pad_adjoint(out[..., : h + 2 * r, : w + 2 * r], r)
 
     def _check(self, image: torch.Tensor, inv_depth: torch.Tensor) -> None:
         if image.ndim != 4 or image.shape[-2:] != (self.height, self.width):
@@ -138,6 +144,48 @@ class LayeredBlur(nn.Module):
             )
 
 
+class FixedDepthBlur:
+    """``x -> A(x, u)`` for one depth map ``u``: linear in the image, with its exact adjoint.
+
+    Both renderers are ``A x = sum_k weight_k * h_k * (alpha_k x)``: additive with
+    ``alpha_k = w_k`` and ``weight_k = 1``; occlusion-aware with the opacities ``alpha_k`` and
+    ``weight_k = prod_{j<k} (1 - h_j * alpha_j) / coverage`` (module docstring). Everything that
+    depends on depth only is computed once here.
+
+    Args:
+        model: the bank's renderer (PSF spectra, frame size, compositor).
+        inv_depth: [B, 1, H, W] inverse depth in 1/m.
+    """
+
+    def __init__(self, model: LayeredBlur, inv_depth: torch.Tensor) -> None:
+        self.model = model
+        w = layer_weights(inv_depth, model.layer_inv_depths)  # [B, K, H, W]
+        if not model.occlusion:
+            self.alpha, self.weight = w.unsqueeze(2), None
+            return
+        remaining = w.flip(1).cumsum(1).flip(1)  # sum_{i >= k} w_i
+        self.alpha = (w / remaining.clamp(min=_EPS)).unsqueeze(2)  # [B, K, 1, H, W]
+        blurred_a = model.blur(self.alpha)  # [B, K, Cpsf, H, W]
+        transmit = torch.cumprod(1 - blurred_a, dim=1)
+        transmit = torch.cat([torch.ones_like(transmit[:, :1]), transmit[:, :-1]], dim=1)
+        coverage = (blurred_a * transmit).sum(dim=1, keepdim=True)
+        self.weight = transmit / coverage.clamp(min=_EPS)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] image ([0, 1]) -> [B, C, H, W] blurred image."""
+        blurred = self.model.blur(self.alpha * image.unsqueeze(1))
+        return (blurred if self.weight is None else blurred * self.weight).sum(dim=1)
+
+    def adjoint(self, residual: torch.Tensor) -> torch.Tensor:
+        """Adjoint: [B, C, H, W] in measurement space -> [B, C, H, W] in image space."""
+        spread = residual.unsqueeze(1)
+        if self.weight is not None:
+            spread = spread * self.weight
+        else:
+            spread = spread.expand(-1, self.alpha.shape[1], -1, -1, -1)
+        return (self.alpha * self.model.blur_adjoint(spread)).sum(dim=1)
+
+
 def replicate_pad(x: torch.Tensor, r: int) -> torch.Tensor:
     """Edge-replicate the last two dims by ``r`` pixels.
 
@@ -151,6 +199,17 @@ def replicate_pad(x: torch.Tensor, r: int) -> torch.Tensor:
                       x[..., -1:, :].expand(*x.shape[:-2], r, x.shape[-1])], dim=-2)
     return torch.cat([rows[..., :1].expand(*rows.shape[:-1], r), rows,
                       rows[..., -1:].expand(*rows.shape[:-1], r)], dim=-1)
+
+
+def replicate_pad_adjoint(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Adjoint of ``replicate_pad``: each border strip of ``r`` pixels is summed onto the edge
+    row or column it copies; [..., H + 2r, W + 2r] -> [..., H, W] (H, W >= 2)."""
+    if r == 0:
+        return x
+    rows = torch.cat([x[..., : r + 1, :].sum(-2, keepdim=True), x[..., r + 1 : -r - 1, :],
+                      x[..., -r - 1 :, :].sum(-2, keepdim=True)], dim=-2)
+    return torch.cat([rows[..., : r + 1].sum(-1, keepdim=True), rows[..., r + 1 : -r - 1],
+                      rows[..., -r - 1 :].sum(-1, keepdim=True)], dim=-1)
 
 
 def fast_fft_length(n: int) -> int:

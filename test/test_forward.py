@@ -7,7 +7,13 @@ import scipy.ndimage
 import torch
 from helpers import real_coded_file
 
-from codedap_depth.forward import LayeredBlur, add_sensor_noise, layer_weights
+from codedap_depth.forward import (
+    LayeredBlur,
+    add_sensor_noise,
+    layer_weights,
+    replicate_pad,
+    replicate_pad_adjoint,
+)
 from codedap_depth.optics import PSFBank, load_bank
 
 
@@ -117,3 +123,30 @@ def test_noise_is_seeded_and_has_the_requested_sigma():
     assert abs(float((a - clean).std()) - 0.02) < 0.002
     shot = add_sensor_noise(clean, 0.0, torch.Generator().manual_seed(3), photons=100.0)
     assert abs(float((shot - clean).std()) - np.sqrt(0.5 / 100)) < 0.01
+
+
+@pytest.mark.parametrize("occlusion", [True, False])
+@pytest.mark.parametrize("bank_channels", [1, 3])
+def test_fixed_depth_operator_has_an_exact_adjoint(occlusion, bank_channels):
+    gen = torch.Generator().manual_seed(4)
+    model = LayeredBlur(random_bank(k=5, c=bank_channels), 11, 13, occlusion=occlusion,
+                        dtype=torch.float64)
+    inv = 1 / 3.0 + (2.0 - 1 / 3.0) * torch.rand(2, 1, 11, 13, generator=gen, dtype=torch.float64)
+    operator = model.at(inv)
+    x = torch.rand(2, 3, 11, 13, generator=gen, dtype=torch.float64)
+    r = torch.randn(2, 3, 11, 13, generator=gen, dtype=torch.float64)
+    assert torch.allclose(operator(x), model(x, inv))
+    lhs, rhs = (operator(x) * r).sum(), (x * operator.adjoint(r)).sum()
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    x.requires_grad_(True)  # the adjoint is the autograd vector-Jacobian product
+    (grad,) = torch.autograd.grad((model(x, inv) * r).sum(), x)
+    assert torch.allclose(grad, operator.adjoint(r))
+
+
+def test_replicate_pad_adjoint():
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(2, 6, 9, generator=gen, dtype=torch.float64)
+    w = torch.randn(2, 12, 15, generator=gen, dtype=torch.float64)
+    lhs = (replicate_pad(z, 3) * w).sum()
+    assert abs(lhs - (z * replicate_pad_adjoint(w, 3)).sum()) < 1e-12 * abs(lhs)
+    assert torch.equal(replicate_pad_adjoint(w, 0), w)
