@@ -66,7 +66,7 @@ def center_crops(photos: list[np.ndarray], size: int) -> torch.Tensor:
 
 def timestep_for_sigma(prior: Prior, sigma01: float) -> int:
     """t whose sqrt((1 - abar) / abar) is nearest to the prior-range noise std 2 * sigma01."""
-    abar = prior.alphas_cumprod.cpu().double()
+    abar = prior.alphas_cumprod.double()
     ratio = ((1 - abar) / abar).sqrt()
     return int((ratio - 2.0 * sigma01).abs().argmin())
 
@@ -79,7 +79,7 @@ def tweedie_denoise(prior: Prior, y01: torch.Tensor, sigma01: float, batch: int 
     a = prior.alphas_cumprod[t].item()
     outs = []
     for i in range(0, y01.shape[0], batch):
-        yp = to_prior_range(y01[i:i + batch].to(prior.alphas_cumprod.device))
+        yp = to_prior_range(y01[i:i + batch].to(prior.device))
         x_t = math.sqrt(a) * yp  # (1) x_t = sqrt(abar) (x0 + 2 sigma n)
         tt = torch.full((yp.shape[0],), t, dtype=torch.long, device=yp.device)
         eps = prior.eps(x_t, tt)
@@ -124,7 +124,7 @@ def bm3d_denoise(y01: torch.Tensor, sigma01: float) -> torch.Tensor | None:
 def ddim_samples(prior: Prior, n: int, size: int, steps: int = 50, seed: int = 0
                  ) -> torch.Tensor:
     """Unconditional DDIM (eta = 0) samples, ``[n, 3, size, size]`` in [0, 1]."""
-    dev = prior.alphas_cumprod.device
+    dev = prior.device
     g = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn(n, 3, size, size, generator=g).to(dev)
     abar = prior.alphas_cumprod

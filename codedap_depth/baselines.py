@@ -130,43 +130,128 @@ def classical_reconstruct(
         ((8, 8), (8, 8, 1), dtype('int16'), (2, 8, 8))
     """
     image = _checked_image(coded, bank, noise_sigma, window, smoothness)
-    dev = torch.device(device)
-    h, w, c = image.shape
-    radius = filter_radius(bank.size)
-    margin = radius + bank.size
-    fft_shape = (fast_fft_length(h + 2 * margin), fast_fft_length(w + 2 * margin))
-    y = torch.from_numpy(image).to(dev).permute(2, 0, 1)  # [C, H, W]
-    spectrum = torch.fft.rfft2(_periodic_pad(y, fft_shape))  # [C, Hf, Wr]
-    repeat = c if bank.channels == 1 else 1  # a mono bank scores every channel alike
-
-    # (3)-(6) per prior scale: truncated whitening, window energy and log-determinant; each
-    # window keeps the scale that explains it best.
-    filters = _truncated_filters(bank, noise_sigma, (*PRIOR_SCALES, AIF_SCALE), radius)
-    cost = torch.full((bank.num_depths, h, w), float("inf"), device=dev)
-    for i in range(len(PRIOR_SCALES)):
-        otf = _kernel_spectra(filters.whiten[i].to(dev), fft_shape)  # [K, Cb, Hf, Wr]
-        whitened = torch.fft.irfft2(otf * spectrum, s=fft_shape)[..., :h, :w]  # [K, C, H, W]
-        energy = (whitened.square() / filters.expected[i].to(dev)[..., None, None]).sum(dim=1)
-        logdet = repeat * filters.logdet[i].to(dev).sum(dim=1)[:, None, None]
-        cost = torch.minimum(cost, 0.5 * (_box_filter(energy, window) + logdet))
-
-    # Label smoothing (semi-global matching), then parabola refinement in inverse depth.
-    aggregated = _semi_global(cost, y.mean(dim=0), smoothness)
-    labels = aggregated.argmin(dim=0)  # [H, W]
-    layer_inv = 1.0 / torch.from_numpy(bank.depths).to(dev, torch.float64)
-    inv_depth = _refine_inverse_depth(aggregated.double(), labels, layer_inv)
-
-    # (2) AIF: truncated Wiener deconvolution per layer, blended by the two-layer split.
-    otf = _kernel_spectra(filters.deconvolve[-1].to(dev), fft_shape)
-    sharp = torch.fft.irfft2(otf * spectrum, s=fft_shape)[..., :h, :w]  # [K, C, H, W]
-    weights = layer_weights(inv_depth[None, None], layer_inv).float()[0]  # [K, H, W]
-    aif = (weights.unsqueeze(1) * sharp).sum(dim=0).clamp(0, 1)  # [C, H, W]
+    h, w, _ = image.shape
+    solver = ClassicalSolver(bank, h, w, window, smoothness, device)
+    y = torch.from_numpy(image).to(solver.device).permute(2, 0, 1)  # [C, H, W]
+    inv_depth, aif, labels, cost = solver(y, noise_sigma)
     return ClassicalResult(
         depth=(1.0 / inv_depth).float().cpu().numpy(),
         aif=aif.permute(1, 2, 0).contiguous().cpu().numpy(),
         layer=labels.to(torch.int16).cpu().numpy(),
         cost=cost.cpu().numpy(),
     )
+
+
+class ClassicalSolver:
+    """The classical reconstruction for one bank and frame size, as device tensors.
+
+    What depends only on the bank and the frame size (PSF spectra on the filter-design grid,
+    the taper, the FFT size) is prepared once; ``__call__`` does everything else on the device
+    and never waits for it, so it can be captured in a CUDA graph (the sampler's warm start).
+
+    Args:
+        bank: PSF bank.
+        height, width: frame size, pixels.
+        window: odd side (pixels) of the evidence window.
+        smoothness: scale of the SGM penalties (0 = per-pixel argmin).
+        device: torch device.
+    """
+
+    def __init__(self, bank: PSFBank, height: int, width: int, window: int = 15,
+                 smoothness: float = 1.0, device: str | torch.device = "cpu") -> None:
+        self.bank, self.window, self.smoothness = bank, window, smoothness
+        self.device = torch.device(device)
+        self.radius = filter_radius(bank.size)
+        pad = 2 * (self.radius + bank.size)
+        self.fft_shape = (fast_fft_length(height + pad), fast_fft_length(width + pad))
+        n = 1 << int(np.ceil(np.log2(4 * self.radius + 4)))
+        self.design_grid = (n, n)
+        psfs = torch.from_numpy(bank.psfs).to(self.device, torch.float64)
+        self.design_otf = psf_spectra(psfs, self.design_grid)
+        self.design_grad2 = _gradient_power(self.design_grid).to(self.device)
+        self.design_mean = _spectrum_weights(self.design_grid).to(self.device)
+        self.layer_inv = 1.0 / torch.from_numpy(bank.depths).to(self.device, torch.float64)
+        scales = torch.tensor((*PRIOR_SCALES, AIF_SCALE), dtype=torch.float64)
+        self.scale2 = scales.to(self.device).view(-1, 1, 1, 1, 1) ** 2
+
+    def __call__(
+        self, y: torch.Tensor, noise_sigma: float | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruct one frame.
+
+        Args:
+            y: [C, H, W] coded image on the device, [0, 1] intensities.
+            noise_sigma: noise std ([0, 1] intensities), a float or a 0-d device tensor.
+
+        Returns:
+            inverse depth [H, W] float64 (1/m), AIF [C, H, W] in [0, 1], layer labels [H, W]
+            (long) and the cost volume [K, H, W] (nats per pixel, before smoothing).
+        """
+        c, h, w = y.shape
+        fft_shape = self.fft_shape
+        spectrum = torch.fft.rfft2(_periodic_pad(y, fft_shape))  # [C, Hf, Wr]
+        repeat = c if self.bank.channels == 1 else 1  # a mono bank scores every channel alike
+
+        # (3)-(6) per prior scale: truncated whitening, window energy and log-determinant; each
+        # window keeps the scale that explains it best.
+        filters = self._filters(noise_sigma)
+        cost = torch.full((self.bank.num_depths, h, w), float("inf"), device=y.device)
+        for i in range(len(PRIOR_SCALES)):
+            otf = _kernel_spectra(filters.whiten[i], fft_shape)  # [K, Cb, Hf, Wr]
+            whitened = torch.fft.irfft2(otf * spectrum, s=fft_shape)[..., :h, :w]  # [K, C, H, W]
+            energy = (whitened.square() / filters.expected[i][..., None, None]).sum(dim=1)
+            logdet = repeat * filters.logdet[i].sum(dim=1)[:, None, None]
+            cost = torch.minimum(cost, 0.5 * (_box_filter(energy, self.window) + logdet))
+
+        # Label smoothing (semi-global matching), then parabola refinement in inverse depth.
+        aggregated = _semi_global(cost, y.mean(dim=0), self.smoothness)
+        labels = aggregated.argmin(dim=0)  # [H, W]
+        inv_depth = _refine_inverse_depth(aggregated.double(), labels, self.layer_inv)
+
+        # (2) AIF: truncated Wiener deconvolution per layer, blended by the two-layer split.
+        otf = _kernel_spectra(filters.deconvolve[-1], fft_shape)
+        sharp = torch.fft.irfft2(otf * spectrum, s=fft_shape)[..., :h, :w]  # [K, C, H, W]
+        weights = layer_weights(inv_depth[None, None], self.layer_inv).float()[0]  # [K, H, W]
+        aif = (weights.unsqueeze(1) * sharp).sum(dim=0).clamp(0, 1)  # [C, H, W]
+        return inv_depth, aif, labels, cost
+
+    def _filters(self, noise_sigma: float | torch.Tensor) -> _Filters:
+        """Truncated whitening and Wiener kernels of every layer and prior scale (designed in
+        float64 on the device; steps 1, 2 and 5 of the module docstring).
+
+        The ideal filters are built on a grid about four radii wide, their impulse responses
+        cut to ``radius`` with a raised-cosine taper, the whitener made zero-mean and the
+        Wiener kernel renormalised to sum 1 (so a flat region stays flat).
+        """
+        grid, radius, otf = self.design_grid, self.radius, self.design_otf
+        power, scale2 = otf.real**2 + otf.imag**2, self.scale2
+        sigma2 = noise_sigma**2
+        variance = power * scale2 / self.design_grad2.clamp(min=1e-12) + sigma2  # S_k, step 1
+        whitener = variance.rsqrt() * (self.design_mean > 0)  # no DC
+        wiener = otf.conj() / (power + sigma2 / scale2 * self.design_grad2)  # step 2
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=self.device)
+        distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
+        taper = (0.5 + 0.5 * torch.cos(torch.pi * distance / (radius + 1))) * (distance <= radius)
+        n = grid[0]
+        crop = slice(n // 2 - radius, n // 2 + radius + 1)
+
+        def truncate(response: torch.Tensor) -> torch.Tensor:
+            impulse = torch.fft.fftshift(torch.fft.irfft2(response, s=grid), dim=(-2, -1))
+            return impulse[..., crop, crop] * taper
+
+        whiten = truncate(whitener)
+        whiten = whiten - whiten.mean(dim=(-2, -1), keepdim=True)
+        deconvolve = truncate(wiener)
+        deconvolve = deconvolve / deconvolve.sum(dim=(-2, -1), keepdim=True)
+        response = _kernel_spectra(whiten, grid)
+        expected = ((response.real**2 + response.imag**2) * variance * self.design_mean).sum(
+            dim=(-2, -1))
+        return _Filters(
+            whiten=whiten.float(),
+            expected=expected.float(),
+            logdet=(torch.log(variance) * self.design_mean).sum(dim=(-2, -1)).float(),
+            deconvolve=deconvolve.float(),
+        )
 
 
 def filter_radius(psf_size: int) -> int:
@@ -176,7 +261,7 @@ def filter_radius(psf_size: int) -> int:
 
 @dataclass(frozen=True)
 class _Filters:
-    """Truncated per-layer filters for ``N`` prior scales (float32, CPU).
+    """Truncated per-layer filters for ``N`` prior scales (float32, on the device).
 
     Attributes:
         whiten: [N, K, Cb, 2r+1, 2r+1] zero-mean whitening kernels (``S_k^-1/2``, truncated).
@@ -189,48 +274,6 @@ class _Filters:
     expected: torch.Tensor
     logdet: torch.Tensor
     deconvolve: torch.Tensor
-
-
-def _truncated_filters(
-    bank: PSFBank, noise_sigma: float, scales: tuple[float, ...], radius: int
-) -> _Filters:
-    """Design the truncated whitening and Wiener kernels of every layer and scale (float64).
-
-    The ideal filters are built on a grid about four radii wide, their impulse responses cut
-    to ``radius`` with a raised-cosine taper (step 5), the whitener made zero-mean and the
-    Wiener kernel renormalised to sum 1 (so a flat region stays flat).
-    """
-    n = 1 << int(np.ceil(np.log2(4 * radius + 4)))
-    grid = (n, n)
-    otf = psf_spectra(torch.from_numpy(bank.psfs).double(), grid)
-    grad2 = _gradient_power(grid)
-    power = otf.real**2 + otf.imag**2
-    scale2 = torch.tensor(scales, dtype=torch.float64).view(-1, 1, 1, 1, 1) ** 2
-    variance = power * scale2 / grad2.clamp(min=1e-12) + noise_sigma**2  # S_k, step 1
-    whitener = variance.rsqrt()
-    whitener[..., 0, 0] = 0.0
-    wiener = otf.conj() / (power + noise_sigma**2 / scale2 * grad2)  # step 2
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
-    taper = (0.5 + 0.5 * torch.cos(torch.pi * distance / (radius + 1))) * (distance <= radius)
-    crop = slice(n // 2 - radius, n // 2 + radius + 1)
-
-    def truncate(response: torch.Tensor) -> torch.Tensor:
-        impulse = torch.fft.fftshift(torch.fft.irfft2(response, s=grid), dim=(-2, -1))
-        return impulse[..., crop, crop] * taper
-
-    whiten = truncate(whitener)
-    whiten = whiten - whiten.mean(dim=(-2, -1), keepdim=True)
-    deconvolve = truncate(wiener)
-    deconvolve = deconvolve / deconvolve.sum(dim=(-2, -1), keepdim=True)
-    response = _kernel_spectra(whiten, grid)
-    expected = _mean_over_spectrum((response.real**2 + response.imag**2) * variance, grid)
-    return _Filters(
-        whiten=whiten.float(),
-        expected=expected.float(),
-        logdet=_mean_over_spectrum(torch.log(variance), grid).float(),
-        deconvolve=deconvolve.float(),
-    )
 
 
 def _checked_image(
@@ -283,15 +326,17 @@ def _kernel_spectra(kernels: torch.Tensor, fft_shape: tuple[int, int]) -> torch.
     return torch.fft.rfft2(grid)
 
 
-def _mean_over_spectrum(values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Mean over the full 2-D spectrum, excluding DC, of a real-FFT-grid array [..., Hf, Wr]."""
-    weight = torch.full(values.shape[-1:], 2.0, dtype=values.dtype, device=values.device)
+def _spectrum_weights(shape: tuple[int, int]) -> torch.Tensor:
+    """[Hf, Wr] float64 weights that turn a sum over a real-FFT grid of ``shape`` into the mean
+    over the full 2-D spectrum, excluding DC (infinite prior variance, the same for every
+    layer): columns mirrored by the real FFT count twice."""
+    weight = torch.full((shape[1] // 2 + 1,), 2.0, dtype=torch.float64)
     weight[0] = 1.0
     if shape[1] % 2 == 0:
         weight[-1] = 1.0
-    weight = weight.expand(values.shape[-2:]).clone()
-    weight[0, 0] = 0.0  # DC: infinite prior variance, the same for every layer
-    return (values * weight).sum(dim=(-2, -1)) / weight.sum()
+    weight = weight.expand(shape[0], -1).clone()
+    weight[0, 0] = 0.0
+    return weight / weight.sum()
 
 
 def _box_filter(values: torch.Tensor, window: int) -> torch.Tensor:
@@ -310,34 +355,43 @@ def _semi_global(cost: torch.Tensor, luminance: torch.Tensor, smoothness: float)
     Each path recursion is ``L(p, k) = C(p, k) + min(L(q, k), L(q, k +- 1) + P1,
     min_j L(q, j) + P2(p, q)) - min_j L(q, j)`` with ``q`` the previous pixel on the path and
     ``P2`` lowered across luminance edges: ``P1 + (P2 - P1) exp(-|I_p - I_q| / _EDGE_SCALE)``.
+    The four directions run as one batch of paths, padded to the longer side.
     """
     if smoothness == 0:
         return cost
+    k, h, w = cost.shape
     p1, p2 = _P1 * smoothness, _P2 * smoothness
     p2_x = p1 + (p2 - p1) * torch.exp(-(luminance[:, 1:] - luminance[:, :-1]).abs() / _EDGE_SCALE)
     p2_y = p1 + (p2 - p1) * torch.exp(-(luminance[1:] - luminance[:-1]).abs() / _EDGE_SCALE)
-    rows = cost.permute(2, 0, 1)  # [W, K, H]: scan along x
-    cols = cost.permute(1, 0, 2)  # [H, K, W]: scan along y
-    total = _scan(rows, p1, p2_x.T) + _scan(rows.flip(0), p1, p2_x.T.flip(0)).flip(0)
-    total = total.permute(1, 2, 0)
-    vertical = _scan(cols, p1, p2_y) + _scan(cols.flip(0), p1, p2_y.flip(0)).flip(0)
-    return (total + vertical.permute(1, 0, 2)) / 4
+    rows = cost.permute(2, 0, 1)  # [W, K, H]: paths along x
+    cols = cost.permute(1, 0, 2)  # [H, K, W]: paths along y
+    side = max(h, w)
+    paths = cost.new_zeros(4, side, k, side)
+    penalties = cost.new_zeros(4, side - 1, side)
+    for d, (path, penalty) in enumerate(((rows, p2_x.T), (rows.flip(0), p2_x.T.flip(0)),
+                                         (cols, p2_y), (cols.flip(0), p2_y.flip(0)))):
+        paths[d, : path.shape[0], :, : path.shape[2]] = path
+        penalties[d, : penalty.shape[0], : penalty.shape[1]] = penalty
+    scanned = _scan(paths, p1, penalties)
+    along_x = scanned[0, :w, :, :h] + scanned[1, :w, :, :h].flip(0)  # [W, K, H]
+    along_y = scanned[2, :h, :, :w] + scanned[3, :h, :, :w].flip(0)  # [H, K, W]
+    return (along_x.permute(1, 2, 0) + along_y.permute(1, 0, 2)) / 4
 
 
 def _scan(cost: torch.Tensor, p1: float, p2: torch.Tensor) -> torch.Tensor:
-    """One SGM pass along the first axis of [N, K, M]; ``p2`` is [N-1, M] between steps."""
-    cost = cost.contiguous()  # each step reads a contiguous [K, M] slice
-    p2 = p2.contiguous()
+    """SGM passes along the second axis of [D, N, K, M] (D independent path sets); ``p2`` is
+    [D, N-1, M], the large-jump penalty between consecutive steps."""
     out = torch.empty_like(cost)
-    previous = cost[0]
-    out[0] = previous
-    inf = torch.full_like(previous[:1], float("inf"))
-    for i in range(1, cost.shape[0]):
-        best = previous.amin(dim=0, keepdim=True)  # [1, M]
-        step = torch.minimum(torch.cat([previous[1:], inf]), torch.cat([inf, previous[:-1]]))
-        candidate = torch.minimum(torch.minimum(previous, step + p1), best + p2[i - 1])
-        previous = cost[i] + candidate - best
-        out[i] = previous
+    previous = cost[:, 0]
+    out[:, 0] = previous
+    inf = torch.full_like(previous[:, :1], float("inf"))
+    for i in range(1, cost.shape[1]):
+        best = previous.amin(dim=1, keepdim=True)  # [D, 1, M]
+        step = torch.minimum(torch.cat([previous[:, 1:], inf], dim=1),
+                             torch.cat([inf, previous[:, :-1]], dim=1))
+        candidate = torch.minimum(torch.minimum(previous, step + p1), best + p2[:, i - 1, None])
+        previous = cost[:, i] + candidate - best
+        out[:, i] = previous
     return out
 
 

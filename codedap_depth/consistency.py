@@ -17,10 +17,12 @@ Units: images in [0, 1] intensities, inverse depth in 1/m.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
-from codedap_depth.forward import LayeredBlur, replicate_pad
+from codedap_depth.forward import FixedDepthBlur, LayeredBlur, replicate_pad
 
 
 class LayerEvidence:
@@ -29,7 +31,7 @@ class LayerEvidence:
     Args:
         model: forward model (its PSF spectra and FFT size are reused).
         y: [1, C, H, W] coded measurement.
-        noise_sigma: measurement noise std ([0, 1] intensities).
+        noise_sigma: measurement noise std ([0, 1] intensities; a float or a 0-d tensor).
         gradient_sigma: std of the weak Gaussian gradient prior ([0, 1] intensities / px).
         window: odd side of the box window that pools the evidence, pixels.
     """
@@ -38,7 +40,7 @@ class LayerEvidence:
         self,
         model: LayeredBlur,
         y: torch.Tensor,
-        noise_sigma: float,
+        noise_sigma: float | torch.Tensor,
         gradient_sigma: float,
         window: int,
     ) -> None:
@@ -116,44 +118,47 @@ def best_inverse_depth(cost: torch.Tensor, layer_inv_depths: torch.Tensor) -> to
     return u
 
 
-def solve_image(
-    model: LayeredBlur,
-    y: torch.Tensor,
-    valid: torch.Tensor,
-    inv_depth: torch.Tensor,
-    x_prior: torch.Tensor,
-    mu: float,
-    lambda_g: float,
-    iterations: int,
-) -> torch.Tensor:
-    """Image fit with depth fixed, by conjugate gradients on the normal equations of
+class ImageFit(NamedTuple):
+    """Result of ``solve_image``.
 
-        ||valid (A(x, u) - y)||^2 + mu ||x - x_prior||^2 + lambda_g ||grad x||^2
-
-    (``A`` is linear in ``x`` for a fixed depth, occlusions included), warm-started at
-    ``x_prior``. ``x_prior`` and the result are [M, C, H, W] in [0, 1] (camera channels).
+    Attributes:
+        image: [M, C, H, W] fitted image, [0, 1] intensities.
+        prior_misfit: [M, C, H, W] ``valid (A(x_prior, u) - y)``, the data residual of the
+            starting point (free: CG computes it anyway).
     """
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return valid * model(x, inv_depth)
+    image: torch.Tensor
+    prior_misfit: torch.Tensor
 
-    def gradient_normal(x: torch.Tensor) -> torch.Tensor:  # G^T G x (zero-flux borders)
-        gx = nn.functional.pad(x[..., :, 1:] - x[..., :, :-1], (1, 1))
-        gy = nn.functional.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 1, 1))
-        return -(gx[..., :, 1:] - gx[..., :, :-1]) - (gy[..., 1:, :] - gy[..., :-1, :])
 
-    with torch.enable_grad():
-        _, adjoint = torch.func.vjp(forward, x_prior)
+def solve_image(
+    operator: FixedDepthBlur,
+    y: torch.Tensor,
+    valid: torch.Tensor,
+    x_prior: torch.Tensor,
+    mu: float | torch.Tensor,
+    lambda_g: float | torch.Tensor,
+    iterations: int,
+) -> ImageFit:
+    """Image fit with depth fixed, by conjugate gradients on the normal equations of
+
+        ||valid (A x - y)||^2 + mu ||x - x_prior||^2 + lambda_g ||grad x||^2
+
+    (``operator`` is ``A = LayeredBlur.at(u)``, linear in ``x``, occlusions included),
+    warm-started at ``x_prior``. ``x_prior`` and the image are [M, C, H, W] in [0, 1] (camera
+    channels). Fixed iteration count, no host synchronisation.
+    """
 
     def normal(x: torch.Tensor) -> torch.Tensor:
-        return adjoint(forward(x))[0] + mu * x + lambda_g * gradient_normal(x)
+        return operator.adjoint(valid * operator(x)) + mu * x + lambda_g * gradient_normal(x)
 
     def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a * b).sum(dim=(1, 2, 3), keepdim=True)
 
-    x = x_prior.clone()
-    residual = adjoint((valid * y).expand_as(x_prior))[0] + mu * x_prior - normal(x)
-    direction = residual.clone()
+    misfit = valid * (operator(x_prior) - y)
+    x = x_prior
+    residual = -(operator.adjoint(misfit) + lambda_g * gradient_normal(x_prior))
+    direction = residual
     rs = dot(residual, residual)
     for _ in range(iterations):
         curvature = normal(direction)
@@ -163,7 +168,14 @@ def solve_image(
         rs_new = dot(residual, residual)
         direction = residual + (rs_new / rs.clamp(min=1e-20)) * direction
         rs = rs_new
-    return x
+    return ImageFit(x, misfit)
+
+
+def gradient_normal(x: torch.Tensor) -> torch.Tensor:
+    """``G^T G x`` for forward differences with zero-flux borders: [..., H, W] -> same."""
+    gx = nn.functional.pad(x[..., :, 1:] - x[..., :, :-1], (1, 1))
+    gy = nn.functional.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 1, 1))
+    return -(gx[..., :, 1:] - gx[..., :, :-1]) - (gy[..., 1:, :] - gy[..., :-1, :])
 
 
 def smooth_depth(

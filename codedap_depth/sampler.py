@@ -43,7 +43,9 @@ class SamplerConfig:
             sqrt((1 - abar_t) / abar_t)`` (prior range); larger trusts the data more.
         gradient_sigma: std of the weak gradient prior of the per-layer deconvolution
             ([0, 1] intensities per pixel).
-        cg_iterations: conjugate-gradient iterations of the image step.
+        cg_iterations: conjugate-gradient iterations of the image step (4: depth AbsRel
+            within 0.03 and AIF within 0.4 dB of 10 iterations at 5-50 steps on the quality
+            benchmark, at 40 % of the image step's cost; benchmarks/NOTES.md).
         window: odd side of the window pooling the depth evidence, pixels.
         depth_start: fraction of the schedule after which depth is re-fitted from the prior's
             x0 (before it, the warm start is only polished while the image forms).
@@ -51,7 +53,8 @@ class SamplerConfig:
         tv_weight: weight of the edge-weighted total variation smoothing the fitted depth.
         edge_scale: grey-level step ([0, 1]) at which the TV weight falls by 1/e.
         tv_iterations: Adam iterations of that smoothing (0 = none; 20 iterations changed
-            AbsRel by < 0.005 on motorcycle and layered, so it is off by default).
+            AbsRel by < 0.005 on motorcycle and layered, so it is off by default; the CUDA
+            graph path needs 0).
         renoise: share of fresh noise when re-noising (0 = deterministic DDIM).
         dps_step: step size zeta of the ``dps`` variant.
         occlusion: occlusion-aware renderer (else additive) inside the sampler.
@@ -59,7 +62,7 @@ class SamplerConfig:
 
     prior_scale: float = 1.0
     gradient_sigma: float = 0.1
-    cg_iterations: int = 10
+    cg_iterations: int = 4
     window: int = 15
     depth_start: float = 0.75
     depth_mu: float = 1.0
@@ -86,14 +89,24 @@ class SamplerResult:
     Attributes:
         aif: [M, C, H, W] all-in-focus images, [0, 1] intensities (C as the measurement).
         inv_depth: [M, 1, H, W] inverse depth, 1/m, within the bank range.
-        residuals: RMS data residual ([0, 1] intensities) at each outer iteration: of the
-            prior's x0 estimate before the data step (``dfd_dps``; it falls as the sample
-            converges) or of x0_hat (``dps``).
+        residuals: [steps] RMS data residual ([0, 1] intensities) at each outer iteration: of
+            the prior's x0 estimate before the data step (``dfd_dps``; it falls as the sample
+            converges) or of x0_hat (``dps``). A device tensor: reading it waits for the device.
     """
 
     aif: torch.Tensor
     inv_depth: torch.Tensor
-    residuals: list[float]
+    residuals: torch.Tensor
+
+
+#: Standard normal draws [M, 3, H, W] by index: 0 is the initial state x_T, i >= 1 the fresh
+#: noise of the re-noising after step i - 1. Called once per index, in increasing order.
+NoiseSource = Callable[[int], torch.Tensor]
+
+
+def seeded_noise(generator: torch.Generator, shape: tuple[int, ...]) -> NoiseSource:
+    """Draws from ``generator`` on demand (on the generator's device), one tensor per call."""
+    return lambda _: torch.randn(shape, generator=generator, device=generator.device)
 
 
 def ddim_timesteps(steps: int, train_steps: int = 1000) -> list[int]:
@@ -107,6 +120,14 @@ def ddim_timesteps(steps: int, train_steps: int = 1000) -> list[int]:
     return [round(t) for t in torch.linspace(train_steps - 1, 0, steps).tolist()]
 
 
+def ddim_schedule(prior: Prior, steps: int) -> list[tuple[int, float, float]]:
+    """(t, abar_t, abar_prev) per step as host numbers, so the loop never reads the device."""
+    abar = prior.alphas_cumprod.tolist()
+    times = ddim_timesteps(steps, len(abar))
+    prev = [abar[t] for t in times[1:]] + [1.0]
+    return [(t, abar[t], a_prev) for t, a_prev in zip(times, prev, strict=True)]
+
+
 def dfd_dps(
     y: torch.Tensor,
     model: LayeredBlur,
@@ -114,13 +135,16 @@ def dfd_dps(
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor,
-    noise_sigma: float,
-    generator: torch.Generator,
+    init_v: torch.Tensor | None,
+    noise_sigma: float | torch.Tensor,
+    noise: NoiseSource,
     valid: torch.Tensor | None = None,
     callback: Callback | None = None,
 ) -> SamplerResult:
     """DFD-DPS: per step, Tweedie x0, fit (x0, depth) to the measurement, re-noise.
+
+    Nothing in the loop waits for the device, so a fixed-size call can be captured in a CUDA
+    graph (``graphed.GraphedSampler``).
 
     Args:
         y: [1, C, H, W] coded measurement.
@@ -129,49 +153,54 @@ def dfd_dps(
         config: sampler tuning.
         steps: DDIM steps T' (1 ... 1000).
         samples: posterior samples M, run as one batch.
-        init_v: [1, 1, H, W] initial normalised inverse depth (warm start).
-        noise_sigma: measurement noise std, [0, 1] intensities.
-        generator: seeded generator on ``y``'s device.
+        init_v: [1, 1, H, W] initial normalised inverse depth (warm start); None starts from
+            the measurement's own depth evidence (``LayerEvidence`` without an image prior).
+        noise_sigma: measurement noise std, [0, 1] intensities (a float, or a 0-d tensor on
+            ``y``'s device).
+        noise: standard normal draws (``seeded_noise``).
         valid: [1, 1, H, W] 1 where the data term applies (0 on padding); default all.
         callback: progress hook.
     """
-    abar = prior.alphas_cumprod
-    times = ddim_timesteps(steps, abar.shape[0])
+    schedule = ddim_schedule(prior, steps)
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
+    count = valid.sum() * y.shape[1] * samples
     evidence = LayerEvidence(model, y, noise_sigma, config.gradient_sigma, config.window)
+    if init_v is None:
+        init_v = evidence_start(model, evidence, y)
     v = init_v.expand(samples, -1, -1, -1).clone()
-    x_t = torch.randn((samples, 3, *y.shape[-2:]), generator=generator, device=y.device)
+    operator = model.at(v_to_inv(model, v))
+    x_t = noise(0)
     residuals: list[torch.Tensor] = []
-    for i, t in enumerate(times):
-        a_t = abar[t]
-        a_prev = abar[times[i + 1]] if i + 1 < len(times) else abar.new_tensor(1.0)
+    for i, (t, a_t, a_prev) in enumerate(schedule):
         with torch.no_grad():
             eps = prior.eps(x_t, torch.full((samples,), t, device=y.device, dtype=torch.long))
             # (1) Tweedie / explicit x0 estimate
-            x0_prior = ((x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-            # (2) data consistency: image by CG with depth fixed, then depth
-            prior_std01 = config.prior_scale * ((1 - a_t) / a_t).sqrt().item() / 2
+            x0_prior = ((x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
+            # (2) data consistency: depth (late steps), then the image by CG with depth fixed
+            prior_std01 = config.prior_scale * math.sqrt((1 - a_t) / a_t) / 2
             x_prior01 = measured(x0_prior, y.shape[1])
-            if i >= config.depth_start * len(times):
+            if i >= config.depth_start * steps:
                 cost = evidence.cost(x_prior01, config.depth_mu)
                 v = inv_to_v(model, best_inverse_depth(cost, model.layer_inv_depths))
-                v = smooth_depth(v, x_prior01, config.tv_weight, config.edge_scale,
-                                 config.tv_iterations)
-            residuals.append(rms_residual(model, x0_prior, v, y, valid))
-            image01 = solve_image(model, y, valid, v_to_inv(model, v), x_prior01,
-                                  (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
-                                  config.cg_iterations)
+                if config.tv_iterations:
+                    v = smooth_depth(v, x_prior01, config.tv_weight, config.edge_scale,
+                                     config.tv_iterations)
+                operator = model.at(v_to_inv(model, v))
+            fit = solve_image(operator, y, valid, x_prior01,
+                              (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
+                              config.cg_iterations)
+            residuals.append((fit.prior_misfit.pow(2).sum() / count).sqrt())
             # mono cameras: the fitted grey correction applies to every colour channel
-            x0 = to_prior_range(from_prior_range(x0_prior) + image01 - x_prior01).clamp(-1, 1)
+            x0 = to_prior_range(from_prior_range(x0_prior) + fit.image - x_prior01).clamp(-1, 1)
             # (3) re-noise to the next timestep with the noise implied by the refined x0
-            eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-            fresh = torch.randn(x0.shape, generator=generator, device=y.device)
-            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
-            x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed
+            eps_hat = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * noise(
+                i + 1)
+            x_t = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * mixed
         if callback is not None:
-            callback(i, len(times), x0, v)
+            callback(i, steps, x0, v)
     aif, inv_depth = measured(x0, y.shape[1]), v_to_inv(model, v)
-    return SamplerResult(aif, inv_depth, torch.stack(residuals).tolist())
+    return SamplerResult(aif, inv_depth, torch.stack(residuals))
 
 
 def dps(
@@ -181,44 +210,48 @@ def dps(
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor,
-    noise_sigma: float,
-    generator: torch.Generator,
+    init_v: torch.Tensor | None,
+    noise_sigma: float | torch.Tensor,
+    noise: NoiseSource,
     valid: torch.Tensor | None = None,
     callback: Callback | None = None,
 ) -> SamplerResult:
     """Plain DPS (Chung et al. 2023) extended to depth: ``x_{t-1} = DDIM(x0_hat) - zeta *
     grad_{x_t} ||y - A(x0_hat, v)||`` and ``v <- v - zeta * grad_v ||.||``. Arguments as
-    ``dfd_dps`` (``noise_sigma`` is unused: DPS normalises by the residual norm)."""
-    del noise_sigma
-    abar = prior.alphas_cumprod
-    times = ddim_timesteps(steps, abar.shape[0])
+    ``dfd_dps`` (``noise_sigma`` only serves the evidence warm start: DPS normalises by the
+    residual norm)."""
     m = samples
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
+    if init_v is None:
+        evidence = LayerEvidence(model, y, noise_sigma, config.gradient_sigma, config.window)
+        init_v = evidence_start(model, evidence, y)
     v = init_v.expand(m, -1, -1, -1).clone()
-    x_t = torch.randn((m, 3, *y.shape[-2:]), generator=generator, device=y.device)
+    x_t = noise(0)
     residuals: list[torch.Tensor] = []
-    for i, t in enumerate(times):
-        a_t = abar[t]
-        a_prev = abar[times[i + 1]] if i + 1 < len(times) else abar.new_tensor(1.0)
+    for i, (t, a_t, a_prev) in enumerate(ddim_schedule(prior, steps)):
         x_t = x_t.detach().requires_grad_(True)
         v = v.detach().requires_grad_(True)
         eps = prior.eps(x_t, torch.full((m,), t, device=y.device, dtype=torch.long))
-        x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
         error = (render(model, x0.clamp(-1, 1), v, y.shape[1]) - y) * valid
         norm = error.flatten(1).norm(dim=1).sum()
         grad_x, grad_v = torch.autograd.grad(norm, [x_t, v])
         with torch.no_grad():
             x0 = x0.clamp(-1, 1)
-            noise = torch.randn(x0.shape, generator=generator, device=y.device)
-            mixed = math.sqrt(1 - config.renoise) * eps + math.sqrt(config.renoise) * noise
-            x_t = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mixed - config.dps_step * grad_x
+            mixed = math.sqrt(1 - config.renoise) * eps + math.sqrt(config.renoise) * noise(i + 1)
+            x_t = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * mixed - config.dps_step * grad_x
             v = (v - config.dps_step * grad_v).clamp(0, 1)
         residuals.append(rms_residual(model, x0, v, y, valid))
         if callback is not None:
-            callback(i, len(times), x0, v)
+            callback(i, steps, x0, v)
     aif, inv_depth = measured(x0.detach(), y.shape[1]), v_to_inv(model, v.detach())
-    return SamplerResult(aif, inv_depth, torch.stack(residuals).tolist())
+    return SamplerResult(aif, inv_depth, torch.stack(residuals))
+
+
+def evidence_start(model: LayeredBlur, evidence: LayerEvidence, y: torch.Tensor) -> torch.Tensor:
+    """[1, 1, H, W] normalised inverse depth from ``y``'s own per-layer evidence (no image
+    prior, no smoothing): the warm start when none is given."""
+    return inv_to_v(model, best_inverse_depth(evidence.cost(y, 0.0), model.layer_inv_depths))
 
 
 def render(model: LayeredBlur, x0: torch.Tensor, v: torch.Tensor, channels: int) -> torch.Tensor:
