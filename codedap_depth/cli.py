@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codedap_depth.bench import PARTS, QUALITY_SCENES
 from codedap_depth.paths import share_file
 from codedap_depth.pipeline import DEFAULT_STEPS
 
@@ -150,10 +151,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from codedap_depth.prior import load_prior
 
     result = run_bench(load_camera(args.camera), load_prior(args.device), args.device,
-                       args.sizes, args.steps, args.samples, args.quality_steps, args.out)
-    print(json.dumps({k: result[k] for k in ("device", "bf16_matmul_tflops",
-                                              "stages_256_20_steps", "layers")}, indent=1))
-    print(f"wrote {args.out / 'bench.json'} and {args.out / 'quality_vs_steps.png'}")
+                       args.sizes, args.steps, args.samples, args.cg, args.quality_steps,
+                       args.out, tuple(args.parts), args.seeds, args.reference_steps,
+                       tuple(args.quality_scenes))
+    print(f"{result['device']}: wrote {args.out / 'bench.json'}")
     return 0
 
 
@@ -278,7 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
                        default=[(256, 256), (512, 512), (320, 240)], help="WxH list")
     bench.add_argument("--steps", type=int_list, default=[10, 20, 50, 1000])
     bench.add_argument("--samples", type=int_list, default=[1, 4])
-    bench.add_argument("--quality-steps", type=int_list, default=[5, 10, 20, 50, 100, 1000])
+    bench.add_argument("--cg", type=int_list, default=[4, 10],
+                       help="CG iterations of the image step to compare")
+    bench.add_argument("--quality-steps", type=int_list, default=[5, 10, 20, 50])
+    bench.add_argument("--reference-steps", type=int, default=1000,
+                       help="the step count quality is compared with")
+    bench.add_argument("--seeds", type=int, default=3, help="seeds per quality point")
+    bench.add_argument("--quality-scenes", type=lambda s: s.split(","),
+                       default=list(QUALITY_SCENES), help="comma list of evaluation scenes")
+    bench.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS),
+                       help=f"comma list of {','.join(PARTS)}")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
     bench.set_defaults(handler=cmd_bench)
 
