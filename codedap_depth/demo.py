@@ -36,6 +36,7 @@ from codedap_depth.bags import (
 )
 from codedap_depth.image_codec import bin_image, image_to_float, unpack_cloud
 from codedap_depth.paths import share_file
+from codedap_depth.pipeline import DEFAULT_STEPS
 
 NAMESPACE = "/camera"
 OUTPUT_TOPICS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points")
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default="auto",
                         help="auto: dfd-dps on CUDA when the prior weights exist, else classical")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="320x240", help="WxH of the bag's frames")

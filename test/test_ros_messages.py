@@ -70,17 +70,19 @@ def test_diagnostics_count_and_warn() -> None:
     stats.lost(3)
     stats.published(latency_s=0.25, compute_s=0.2)
     status = diagnostic_status(stats.snapshot(), "codedap_depth: reconstruction", "cpu",
-                               "classical", None)
+                               "classical", "eager", None)
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.OK and status.hardware_id == "cpu"
     assert (values["frames_in"], values["frames_out"], values["dropped_frames"],
             values["lost_frames"]) == ("4", "1", "2", "3")
     assert values["latency_ms"] == "250.0" and "gpu_memory_mb" not in values
+    assert values["rate_hz"] == "0.000" and values["execution"] == "eager"
     stats.rejected("image is 10x10 px")
-    status = diagnostic_status(stats.snapshot(), "n", "cuda:0", "dfd-dps", 512.0)
+    status = diagnostic_status(stats.snapshot(), "n", "cuda:0", "dfd-dps", "cuda graph", 512.0)
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.WARN and "10x10" in status.message
     assert values["bad_frames"] == "1" and values["gpu_memory_mb"] == "512.0"
+    assert values["execution"] == "cuda graph"
 
 
 def test_cdr_stamp_is_read_from_the_serialized_header() -> None:

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
+from codedap_depth.pipeline import DEFAULT_STEPS
+
 REPO = Path(__file__).resolve().parents[1]
 NS = "/rt"
 RAW = (128, 96)  # width, height of the published frames
@@ -402,6 +404,9 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     frames_out = int(after["frames_out"]) - int(before["frames_out"])
     bad = int(after["bad_frames"]) - int(before["bad_frames"])
     assert frames_out == len(outputs)
+    # the achieved rate and latency are reported (CPU node: the eager path)
+    assert float(after["rate_hz"]) > 0 and float(after["latency_ms"]) > 0
+    assert after["execution"] == "eager"
     lost = int(after["lost_frames"]) - int(before["lost_frames"])
     print(f"burst: sent {len(sent)}, node got {frames_in}: {frames_out} out, {dropped} dropped, "
           f"{bad} bad; DDS reported {lost} lost; RSS {[round(r, 1) for r in rss]} MB")
@@ -409,8 +414,8 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     # (where DDS notices); everything that reaches the node is accounted for.
     assert frames_in >= 100, f"only {frames_in} of {len(sent)} frames reached the node"
     assert frames_in == frames_out + dropped + bad, after
-    assert dropped >= frames_in // 2, after
-    assert frames_out < frames_in
+    # the node works at its own rate (compute_ms) and drops the backlog instead of queueing it
+    assert dropped > 0 and frames_out < frames_in, after
     # flat memory: no per-frame growth after the first burst (each frame is 0.9 MB as float)
     assert rss[-1] - rss[1] < 8, rss
 
@@ -499,7 +504,7 @@ def test_bad_parameter_updates_are_rejected_with_a_reason(probe: Probe, coded) -
         assert not results[0].successful, values
         assert reason in results[0].reason, (values, results[0].reason)
     assert probe.get_parameters("steps", "method", "device", "min_depth", "binning") == [
-        20, "classical", "cpu", MIN_DEPTH, 2]
+        DEFAULT_STEPS, "classical", "cpu", MIN_DEPTH, 2]
     probe.publish(rgb_frame(coded), sec=600)
     probe.wait_outputs(600)
 

@@ -118,12 +118,14 @@ class FrameStats:
 
 
 def diagnostic_status(
-    stats: StatsSnapshot, name: str, device: str, method: str, gpu_memory_mb: float | None
+    stats: StatsSnapshot, name: str, device: str, method: str, execution: str,
+    gpu_memory_mb: float | None,
 ) -> DiagnosticStatus:
     """The node's DiagnosticStatus: OK, WARN within ``WARN_HOLD_S`` of a bad frame or error.
 
     Keys: ``rate_hz, latency_ms, compute_ms, frames_in, frames_out, dropped_frames,
-    lost_frames, bad_frames, errors, last_error, device, method`` and ``gpu_memory_mb`` on CUDA.
+    lost_frames, bad_frames, errors, last_error, device, method, execution`` (``cuda graph``
+    or ``eager``) and ``gpu_memory_mb`` on CUDA.
     """
     recent_problem = stats.seconds_since_error <= WARN_HOLD_S
     level = DiagnosticStatus.WARN if recent_problem else DiagnosticStatus.OK
@@ -146,6 +148,7 @@ def diagnostic_status(
         "last_error": stats.last_error,
         "device": device,
         "method": method,
+        "execution": execution,
     }
     if gpu_memory_mb is not None:
         values["gpu_memory_mb"] = f"{gpu_memory_mb:.1f}"

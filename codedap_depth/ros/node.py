@@ -63,6 +63,7 @@ from codedap_depth.image_codec import (
 )
 from codedap_depth.optics import PSFBank, load_bank, load_camera, synthesize_bank
 from codedap_depth.paths import share_file
+from codedap_depth.pipeline import DEFAULT_STEPS
 from codedap_depth.ros.camera_info import input_intrinsics, rectified_camera_info
 from codedap_depth.ros.diagnostics import FrameStats, diagnostic_status
 from codedap_depth.ros.image_conversion import array_to_imgmsg, imgmsg_to_array
@@ -99,6 +100,8 @@ class NodeSettings:
         steps: sampler steps.
         samples: posterior samples (uncertainty is their per-pixel std, metres).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
+        cuda_graph: on CUDA, replay each dfd-dps frame from a CUDA graph (the real-time path;
+            the first frame of a size captures it and takes a few times longer).
         cpu_threads: torch intra-op threads for CPU work; 0 keeps torch's default. On small
             frames or a busy machine 1 can be many times faster than the default.
         seed: sampler seed.
@@ -113,9 +116,10 @@ class NodeSettings:
     psf_file: str = ""
     camera_file: str = ""
     method: str = "dfd-dps"
-    steps: int = 20
+    steps: int = DEFAULT_STEPS
     samples: int = 1
     device: str = "cpu"
+    cuda_graph: bool = True
     cpu_threads: int = 0
     seed: int = 0
     binning: int = 1
@@ -139,6 +143,8 @@ PARAMETER_DOCS: dict[str, tuple[str, tuple[float, float] | None, bool]] = {
     "steps": ("sampler steps (DDIM steps for dfd-dps/dps)", (1, 1000), False),
     "samples": ("posterior samples per frame; uncertainty = their std (m)", (1, 64), False),
     "device": ("torch device: cpu, cuda or cuda:N", None, False),
+    "cuda_graph": ("on CUDA, replay dfd-dps frames from a CUDA graph (real-time path)", None,
+                   False),
     "cpu_threads": ("torch intra-op threads for CPU work; 0: torch's default", (0, 256), False),
     "seed": ("sampler random seed", (0, 2**31 - 1), False),
     "binning": ("integer block-averaging factor applied to incoming images", (1, 32), False),
@@ -373,7 +379,7 @@ class DepthNode(Node):
 
         config = ReconstructionConfig(method=settings.method, steps=settings.steps,
                                       samples=settings.samples, device=settings.device,
-                                      seed=settings.seed)
+                                      seed=settings.seed, cuda_graph=settings.cuda_graph)
         if config != self._reconstructor_config:
             self._reconstructor = Reconstructor(self._optics.bank, config)
             self._reconstructor_config = config
@@ -456,8 +462,11 @@ class DepthNode(Node):
             import torch
 
             gpu_mb = torch.cuda.memory_allocated(torch.device(settings.device)) / 2**20
+        reconstructor = self._reconstructor
+        execution = ("not started" if reconstructor is None
+                     else "cuda graph" if reconstructor.graphed else "eager")
         status = diagnostic_status(self._stats.snapshot(), f"{self.get_name()}: reconstruction",
-                                   settings.device, settings.method, gpu_mb)
+                                   settings.device, settings.method, execution, gpu_mb)
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._pub_diag.publish(array)
