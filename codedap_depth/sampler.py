@@ -43,9 +43,9 @@ class SamplerConfig:
             sqrt((1 - abar_t) / abar_t)`` (prior range); larger trusts the data more.
         gradient_sigma: std of the weak gradient prior of the per-layer deconvolution
             ([0, 1] intensities per pixel).
-        cg_iterations: conjugate-gradient iterations of the image step (4: depth AbsRel
-            within 0.03 and AIF within 0.4 dB of 10 iterations at 5-50 steps on the quality
-            benchmark, at 40 % of the image step's cost; benchmarks/NOTES.md).
+        cg_iterations: conjugate-gradient iterations of the image step (4: AbsRel within
+            0.1 and AIF within 0.45 dB of 10 iterations at 4-50 steps on the quality
+            benchmark, at half the image step's cost; README).
         window: odd side of the window pooling the depth evidence, pixels.
         depth_start: fraction of the schedule after which depth is re-fitted from the prior's
             x0 (before it, the warm start is only polished while the image forms).
