@@ -144,7 +144,7 @@ def dfd_dps(
     """DFD-DPS: per step, Tweedie x0, fit (x0, depth) to the measurement, re-noise.
 
     Nothing in the loop waits for the device, so a fixed-size call can be captured in a CUDA
-    graph (``graphed.GraphedSampler``).
+    graph (``pipeline.Reconstructor`` does, through ``graphed.CapturedCall``).
 
     Args:
         y: [1, C, H, W] coded measurement.
@@ -194,8 +194,8 @@ def dfd_dps(
             x0 = to_prior_range(from_prior_range(x0_prior) + fit.image - x_prior01).clamp(-1, 1)
             # (3) re-noise to the next timestep with the noise implied by the refined x0
             eps_hat = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
-            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * noise(
-                i + 1)
+            fresh = noise(i + 1)
+            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
             x_t = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * mixed
         if callback is not None:
             callback(i, steps, x0, v)
