@@ -173,6 +173,10 @@ class ClassicalSolver:
         self.layer_inv = 1.0 / torch.from_numpy(bank.depths).to(self.device, torch.float64)
         scales = torch.tensor((*PRIOR_SCALES, AIF_SCALE), dtype=torch.float64)
         self.scale2 = scales.to(self.device).view(-1, 1, 1, 1, 1) ** 2
+        offsets = torch.arange(-self.radius, self.radius + 1, dtype=torch.float64)
+        distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
+        taper = 0.5 + 0.5 * torch.cos(torch.pi * distance / (self.radius + 1))
+        self.taper = (taper * (distance <= self.radius)).to(self.device)  # step 5
 
     def __call__(
         self, y: torch.Tensor, noise_sigma: float | torch.Tensor
@@ -229,15 +233,12 @@ class ClassicalSolver:
         variance = power * scale2 / self.design_grad2.clamp(min=1e-12) + sigma2  # S_k, step 1
         whitener = variance.rsqrt() * (self.design_mean > 0)  # no DC
         wiener = otf.conj() / (power + sigma2 / scale2 * self.design_grad2)  # step 2
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=self.device)
-        distance = torch.sqrt(offsets[:, None] ** 2 + offsets[None, :] ** 2)
-        taper = (0.5 + 0.5 * torch.cos(torch.pi * distance / (radius + 1))) * (distance <= radius)
         n = grid[0]
         crop = slice(n // 2 - radius, n // 2 + radius + 1)
 
         def truncate(response: torch.Tensor) -> torch.Tensor:
             impulse = torch.fft.fftshift(torch.fft.irfft2(response, s=grid), dim=(-2, -1))
-            return impulse[..., crop, crop] * taper
+            return impulse[..., crop, crop] * self.taper
 
         whiten = truncate(whitener)
         whiten = whiten - whiten.mean(dim=(-2, -1), keepdim=True)
