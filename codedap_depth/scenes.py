@@ -53,10 +53,25 @@ def load_scene(name: str, depth_range: tuple[float, float], size: tuple[int, int
     """Build scene ``name`` at ``size = (width, height)`` px over ``depth_range`` metres."""
     if name not in SCENES:
         raise ValueError(f"unknown scene {name!r}; choose from {sorted(SCENES)}")
+    rgb, inverse = SCENES[name](size)
+    return scene_from_inverse(name, rgb, inverse, depth_range)
+
+
+def scene_from_inverse(
+    name: str, rgb: np.ndarray, inverse: np.ndarray, depth_range: tuple[float, float]
+) -> Scene:
+    """A scene from an image and its relative inverse depth, mapped onto ``depth_range`` metres.
+
+    Args:
+        name: scene name.
+        rgb: [H, W, 3] float32 image, [0, 1] intensities, already at the working size.
+        inverse: [H, W] relative inverse depth (any positive affine scale, NaN = unknown).
+        depth_range: ``(near, far)`` metres; the finite ``inverse`` range is mapped onto
+            ``[1 / far, 1 / near]``.
+    """
     near, far = depth_range
     if not 0 < near < far:
         raise ValueError(f"depth range must satisfy 0 < near < far, got {depth_range}")
-    rgb, inverse = SCENES[name](size)
     return Scene(name=name, rgb=rgb, depth=_to_metres(inverse, near, far))
 
 
