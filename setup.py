@@ -10,7 +10,14 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "benchmarks", "tools"]),
-    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.json", "prior/*.json"]},
+    package_data={
+        PACKAGE: [
+            "weights/*.safetensors",
+            "weights/*.json",
+            "prior/*.json",
+            "heldout_manifest.json",
+        ]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -245,8 +245,9 @@ def register_depth(
 
     Each valid depth pixel is deprojected (with the depth camera's inverse Brown-Conrady
     distortion, as librealsense does), moved into the colour camera by the inverse of
-    ``depth_M_colour`` (4x4, metres), and its pixel footprint is splatted onto the colour
-    grid ``shape = (H, W)`` keeping the nearest surface.
+    ``depth_M_colour`` (4x4, metres), and projected with its pixel footprint: it fills the
+    colour pixels whose centres fall inside its projected square, keeping the nearest surface.
+    Identical cameras give back the input exactly.
 
     Returns:
         [H, W] float32 depth along the colour camera's axis in metres, 0 where unseen.
@@ -266,11 +267,16 @@ def register_depth(
         points = colour_M_depth[:3, :3] @ np.stack([xd * z, yd * z, z]) + colour_M_depth[:3, 3:]
         cu = colour_camera["fx"] * points[0] / points[2] + colour_camera["cx"]
         cv = colour_camera["fy"] * points[1] / points[2] + colour_camera["cy"]
-        corners.append((np.rint(cu).astype(int), np.rint(cv).astype(int), points[2]))
-    (u0, v0, z0), (u1, v1, z1) = corners
+        corners.append((cu, cv, points[2]))
+    (a_u, a_v, z0), (b_u, b_v, z1) = corners
+    # colour pixel centres c with a <= c < b on each axis
+    u0, v0 = np.ceil(a_u).astype(int), np.ceil(a_v).astype(int)
+    u1, v1 = np.ceil(b_u).astype(int) - 1, np.ceil(b_v).astype(int) - 1
     zc = 0.5 * (z0 + z1)
     height, width = shape
     out = np.full(height * width, np.inf)
+    if z.size == 0:
+        return np.zeros(shape, np.float32)
     for dv in range(int((v1 - v0).max()) + 1):
         for du in range(int((u1 - u0).max()) + 1):
             cu, cv = u0 + du, v0 + dv
