@@ -204,14 +204,14 @@ class _Archive:
 
 
 def decode_mrpt_rangescan(data: bytes) -> Decoded:
-    """The first ``CObservation3DRangeScan`` (v8-v10) of a gzip rawlog as (rgb uint8, depth m).
+    """The first ``CObservation3DRangeScan`` (v9, v10) of a gzip rawlog as (rgb uint8, depth m).
 
     Reads the uint16 range image times ``rangeUnits`` and the raw-BGR intensity image; the
     points, calibration and labels that follow are not needed.
     """
     arc = _Archive(gzip.decompress(data))
     version = arc.begin("mrpt::obs::CObservation3DRangeScan")
-    if version not in (8, 9, 10):
+    if version not in (9, 10):  # v9 made the range image uint16 x rangeUnits
         raise ValueError(f"CObservation3DRangeScan serialization v{version} is not supported")
     arc.unpack("f")  # maxRange
     arc.begin("mrpt::poses::CPose3D")
@@ -219,9 +219,9 @@ def decode_mrpt_rangescan(data: bytes) -> Decoded:
     arc.end()
     if arc.unpack("?"):  # points3D x, y, z float32 + pixel indices uint16
         arc.take(arc.unpack("I") * (3 * 4 + 2 * 2))
-    has_range, units = arc.unpack("?"), (arc.unpack("f") if version >= 9 else None)
-    if not has_range or units is None:
-        raise ValueError("MRPT range scan without a uint16 range image")
+    has_range, units = arc.unpack("?f")
+    if not has_range:
+        raise ValueError("MRPT range scan without a range image")
     rows, cols = arc.unpack("II")
     depth = np.frombuffer(arc.take(rows * cols * 2), "<u2").reshape(rows, cols) * units
     if not arc.unpack("?"):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Held-out RGB-D scenes: manifest rules, file checks, decoders, and the real data if fetched."""
 
+import gzip
 import hashlib
 import json
 import re
@@ -13,6 +14,7 @@ from helpers import REPO
 from codedap_depth.heldout import (
     DECODERS,
     HELDOUT_SCENES,
+    decode_mrpt_rangescan,
     decode_pcd,
     load_heldout_scene,
     load_manifest,
@@ -115,6 +117,35 @@ def test_pcd_decoder_reads_an_organized_cloud():
     assert rgb.shape == (height, width, 3) and depth.shape == (height, width)
     np.testing.assert_allclose(depth.ravel(), np.nan_to_num(-z, nan=0.0))
     assert rgb.reshape(-1, 3)[7].tolist() == [7, 14, 21]
+
+
+def _mrpt_object(name: str, version: int) -> bytes:
+    return bytes([0x80 | len(name)]) + name.encode() + bytes([version])
+
+
+def test_mrpt_decoder_reads_range_image_and_raw_colour():
+    depth_mm = np.array([[0, 1000, 2000], [1500, 0, 2500]], "<u2")
+    bgr = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+    scan = (
+        _mrpt_object("mrpt::obs::CObservation3DRangeScan", 9)
+        + struct.pack("<f", 5.0)
+        + _mrpt_object("mrpt::poses::CPose3D", 3)
+        + bytes(96)
+        + b"\x88"
+        + struct.pack("<?I", True, 2)
+        + bytes(2 * 16)  # two points: x, y, z float32 + column, row uint16
+        + struct.pack("<?fII", True, 0.001, 2, 3)
+        + depth_mm.tobytes()
+        + struct.pack("<?", True)
+        + _mrpt_object("mrpt::img::CImage", 9)
+        + struct.pack("<??ii", False, True, -3, -2)
+        + bgr.tobytes()
+    )
+    rgb, depth = decode_mrpt_rangescan(gzip.compress(scan))
+    np.testing.assert_allclose(depth, depth_mm * 0.001, rtol=1e-6)
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+    with pytest.raises(ValueError, match="expected mrpt::obs::CObservation3DRangeScan"):
+        decode_mrpt_rangescan(gzip.compress(_mrpt_object("mrpt::obs::CObservation2D", 9)))
 
 
 def test_registration_with_identical_cameras_is_the_identity():
