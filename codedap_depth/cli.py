@@ -106,7 +106,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     coded = read_image(args.image)
     config = ReconstructionConfig(method=args.method, steps=args.steps, samples=args.samples,
                                   device=args.device, seed=args.seed, noise_sigma=args.noise_sigma)
-    rec = Reconstructor(bank, config)(coded)
+    known = None if args.known_depth is None else load_depth_map(args.known_depth)
+    try:
+        rec = Reconstructor(bank, config)(coded, known_depth=known)
+    except ValueError as err:
+        if known is None:
+            raise
+        raise ValueError(f"{args.known_depth}: {err}") from err
     gt_depth = None if args.gt_depth is None else np.load(args.gt_depth, allow_pickle=False)
     gt_aif = None if args.gt_aif is None else read_image(args.gt_aif)
     height, width = coded.shape[:2]
@@ -129,6 +135,14 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
           f"depth {finite.min():.2f}-{finite.max():.2f} m")
     print(f"wrote {', '.join(written)} to {args.out}")
     return 0
+
+
+def load_depth_map(path: Path) -> np.ndarray:
+    """A ``.npy`` depth map in metres (no pickle); ValueError names the file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npy depth map ({err})") from err
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -239,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--noise-sigma", type=float, default=None,
                      help="noise std on [0,1] intensities (default: estimated from the photo)")
+    rec.add_argument("--known-depth", type=Path, default=None,
+                     help="depth map .npy (float metres, NaN = unknown) from another sensor, "
+                     "same size as the photo: non-blind deconvolution, only the AIF is "
+                     "estimated (dfd-dps)")
     rec.add_argument("--gt-depth", type=Path, help="ground-truth depth .npy (metres)")
     rec.add_argument("--gt-aif", type=Path, help="ground-truth all-in-focus image")
     for axis in ("fx", "fy", "cx", "cy"):

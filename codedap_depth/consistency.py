@@ -4,7 +4,9 @@
 * ``solve_image``: with depth fixed the occlusion-aware model is linear in the image, so the
   image step is a proximal least-squares problem (data + distance to the prior's x0 + a weak
   gradient prior) solved by a few conjugate-gradient iterations.
-* ``LayerEvidence`` / ``best_inverse_depth``: depth re-fitted from the prior's x0. For every
+* ``depth_from_image``: depth re-fitted from the current data-consistent all-in-focus image:
+  per-layer re-blur residual, pooled by a guided filter with the image as guide.
+* ``LayerEvidence`` / ``best_inverse_depth``: the ``evidence`` warm start. For every
   bank layer k the image is deconvolved in closed form (Fourier domain) under a Gaussian prior
   centred on x0 (precision ``mu``) plus the gradient prior,
   ``X_k = (conj(H_k) Y + mu X0) / (|H_k|^2 + mu + lambda_g |G|^2)``; each pixel's evidence
@@ -139,14 +141,15 @@ def solve_image(
     mu: float | torch.Tensor,
     lambda_g: float | torch.Tensor,
     iterations: int,
+    x_start: torch.Tensor | None = None,
 ) -> ImageFit:
     """Image fit with depth fixed, by conjugate gradients on the normal equations of
 
         ||valid (A x - y)||^2 + mu ||x - x_prior||^2 + lambda_g ||grad x||^2
 
     (``operator`` is ``A = LayeredBlur.at(u)``, linear in ``x``, occlusions included),
-    warm-started at ``x_prior``. ``x_prior`` and the image are [M, C, H, W] in [0, 1] (camera
-    channels). Fixed iteration count, no host synchronisation.
+    started at ``x_start`` (default ``x_prior``). ``x_prior`` and the image are
+    [M, C, H, W] in [0, 1] (camera channels). Fixed iteration count, no host synchronisation.
     """
 
     def normal(x: torch.Tensor) -> torch.Tensor:
@@ -158,6 +161,9 @@ def solve_image(
     misfit = valid * (operator(x_prior) - y)
     x = x_prior
     residual = -(operator.adjoint(misfit) + lambda_g * gradient_normal(x_prior))
+    if x_start is not None:  # same problem, other starting point: r = b - N x_start
+        x = x_start
+        residual = residual - normal(x_start - x_prior)
     direction = residual
     rs = dot(residual, residual)
     for _ in range(iterations):
@@ -178,30 +184,45 @@ def gradient_normal(x: torch.Tensor) -> torch.Tensor:
     return -(gx[..., :, 1:] - gx[..., :, :-1]) - (gy[..., 1:, :] - gy[..., :-1, :])
 
 
-def smooth_depth(
-    v: torch.Tensor, guide: torch.Tensor, weight: float, edge_scale: float, iterations: int
+def depth_from_image(
+    model: LayeredBlur, y: torch.Tensor, image: torch.Tensor, radius: int, eps: float
 ) -> torch.Tensor:
-    """Edge-weighted total-variation smoothing of a normalised inverse depth map.
+    """Inverse depth [M, 1, H, W] (1/m) that best explains ``y`` given an all-in-focus image.
 
-    Minimises ``mean((s - v)^2) + weight * TV_w(s)`` by Adam, where TV weights
-    ``exp(-|grad guide| / edge_scale)`` let depth jump at image edges of the [0, 1] ``guide``.
+    Per layer k the image is re-blurred by the layer's PSF, ``r_k = y - h_k * x``; the cost
+    ``sum_c r_k^2`` is pooled by a guided filter with the image as guide (``guided_mean``:
+    windows follow the image's edges, so evidence does not bleed across depth edges the image
+    shows), and the best layer is refined by a parabola (``best_inverse_depth``).
 
     Args:
-        v: [M, 1, H, W] depth fitted per pixel (normalised inverse depth in [0, 1]).
-        guide: [M, C, H, W] image whose edges may carry depth edges.
+        model: forward model (PSF spectra, frame size).
+        y: [1, C, H, W] measurement, [0, 1].
+        image: [M, C, H, W] all-in-focus estimate, [0, 1] (data-consistent, not a raw
+            denoiser output).
+        radius: guided-filter radius, pixels (0: per-pixel cost).
+        eps: guided-filter regularisation (squared [0, 1] intensities).
     """
-    grey = guide.mean(dim=1, keepdim=True)
-    wx = torch.exp(-(grey[..., :, 1:] - grey[..., :, :-1]).abs() / edge_scale)
-    wy = torch.exp(-(grey[..., 1:, :] - grey[..., :-1, :]).abs() / edge_scale)
-    with torch.enable_grad():
-        s = v.detach().clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([s], lr=0.02)
-        for _ in range(iterations):
-            dx = s[..., :, 1:] - s[..., :, :-1]
-            dy = s[..., 1:, :] - s[..., :-1, :]
-            tv = (wx * (dx.pow(2) + 1e-6).sqrt()).mean() + (wy * (dy.pow(2) + 1e-6).sqrt()).mean()
-            loss = (s - v).pow(2).mean() + weight * tv
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    return s.detach().clamp(0, 1)
+    blurred = model.blur(image.unsqueeze(1))  # [M, 1, C, H, W] -> [M, K, C, H, W] via OTF
+    cost = (blurred - y.unsqueeze(1)).pow(2).sum(dim=2)  # [M, K, H, W]
+    if radius:
+        cost = guided_mean(cost, image.mean(dim=1, keepdim=True), radius, eps)
+    return best_inverse_depth(cost, model.layer_inv_depths)
+
+
+def guided_mean(
+    values: torch.Tensor, guide: torch.Tensor, radius: int, eps: float
+) -> torch.Tensor:
+    """Guided filter (He et al. 2010) of each channel of [M, K, H, W] ``values`` with the
+    [M, 1, H, W] ``guide``: per window a linear function of the guide, averaged over windows.
+
+    With a flat guide it is a box mean of side ``2 radius + 1``; across a guide edge the two
+    sides keep their own means.
+    """
+    window = 2 * radius + 1
+    mean_i = box_mean(guide, window)
+    var_i = box_mean(guide * guide, window) - mean_i * mean_i
+    mean_p = box_mean(values, window)
+    cov_ip = box_mean(guide * values, window) - mean_i * mean_p
+    slope = cov_ip / (var_i + eps)
+    offset = mean_p - slope * mean_i
+    return box_mean(slope, window) * guide + box_mean(offset, window)

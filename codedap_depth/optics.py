@@ -64,7 +64,8 @@ class Camera:
         width, height: working resolution in pixels.
         near, far: working depth range in metres.
         num_depths: layers in the synthesised PSF bank.
-        mask: ``"open"``, ``"coded13"`` or a path to a greyscale PNG (white = open).
+        mask: ``"open"``, ``"coded13"`` or a path to a greyscale PNG (white = open; relative
+            to the camera file when read by ``load_camera``).
         psf_model: ``"geometric"`` or ``"fourier"``.
         psf_size: odd PSF support in pixels.
         wavelengths: metres, one per colour channel (R, G, B); used by the Fourier model.
@@ -140,6 +141,9 @@ def load_camera(path: str | Path) -> Camera:
         raise ValueError(f"{path}: unknown camera keys {sorted(unknown)}; known: {sorted(known)}")
     if "wavelengths" in data:
         data["wavelengths"] = tuple(float(w) for w in data["wavelengths"])
+    mask = data.get("mask")
+    if isinstance(mask, str) and mask not in ("open", "coded13") and not Path(mask).is_absolute():
+        data["mask"] = str(path.parent / mask)  # a mask file sits beside its camera file
     try:
         return Camera(**data)
     except (TypeError, ValueError) as err:

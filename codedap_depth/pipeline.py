@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from codedap_depth.baselines import ClassicalSolver, classical_reconstruct
+from codedap_depth.consistency import LayerEvidence, solve_image
 from codedap_depth.forward import LayeredBlur, check_coded_image, estimate_noise_sigma
 from codedap_depth.graphed import CapturedCall
 from codedap_depth.optics import PSFBank, validate_bank
@@ -25,16 +26,21 @@ from codedap_depth.sampler import (
     SamplerResult,
     dfd_dps,
     dps,
+    evidence_start,
     inv_to_v,
     seeded_noise,
+    v_to_inv,
 )
+from codedap_depth.scenes import fill_unknown
 
 METHODS = ("dfd-dps", "dps", "classical")
 INITS = ("classical", "evidence", "mid")
-#: Sampler steps used when none are given: chosen from the quality-vs-steps curve (README,
-#: benchmarks/NOTES.md): at 4-6 steps depth AbsRel is 0.6-1.0x the 1000-step sampler's, and
-#: 5 steps meet the real-time targets (256x256 at >= 15 Hz, 512x512 at >= 5 Hz) with margin.
-DEFAULT_STEPS = 5
+#: Sampler steps of the real-time preset (the default), and of the quality preset: at 4 steps
+#: and 10 CG iterations a 256x256 frame takes 57 ms and a 512x512 frame 178 ms on an H200
+#: (17.7 and 5.6 Hz; benchmarks/NOTES.md); 20 steps gain about 0.5 dB of AIF with the depth
+#: known.
+DEFAULT_STEPS = 4
+QUALITY_STEPS = 20
 _MIN_NOISE_SIGMA = 0.002
 
 
@@ -115,9 +121,6 @@ class Reconstructor:
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {config.device!r} requested but CUDA is not available")
-        if self.graphed and config.sampler.tv_iterations:
-            raise ValueError("cuda_graph needs sampler.tv_iterations = 0 (the depth smoothing "
-                             "runs Adam, whose step count lives on the host)")
         if config.method != "classical" and prior is None:
             from codedap_depth.prior import load_prior
 
@@ -131,12 +134,17 @@ class Reconstructor:
         return (self.config.cuda_graph and self.device.type == "cuda"
                 and self.config.method == "dfd-dps")
 
-    def __call__(self, coded: np.ndarray, seed: int | None = None) -> Reconstruction:
+    def __call__(self, coded: np.ndarray, seed: int | None = None,
+                 known_depth: np.ndarray | None = None) -> Reconstruction:
         """Reconstruct one coded frame: [H, W] or [H, W, C] float in [0, 1].
 
-        ``seed`` overrides ``config.seed`` for this call.
+        ``seed`` overrides ``config.seed`` for this call. ``known_depth`` ([H, W] metres from
+        another sensor, NaN = unknown) turns the call into non-blind deconvolution: depth is
+        kept (clamped to the bank's range; unknown pixels take the nearest known depth) and
+        only the all-in-focus image is estimated (``dfd-dps`` only; runs eagerly).
         """
         image = self.validate(coded)
+        known_inv = None if known_depth is None else self.known_inverse_depth(known_depth, image)
         start = time.perf_counter()
         y = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
         y = y.to(self.device)  # the noise estimate runs there too (tens of ms on a host CPU)
@@ -147,7 +155,7 @@ class Reconstructor:
             uncertainty, residuals = np.zeros_like(depth), []
         else:
             seed = self.config.seed if seed is None else seed
-            depth, aif, uncertainty, residuals = self._sample(y, sigma, seed)
+            depth, aif, uncertainty, residuals = self._sample(y, sigma, seed, known_inv)
         return Reconstruction(
             depth=depth.astype(np.float32),
             aif=np.clip(aif, 0, 1).astype(np.float32),
@@ -157,6 +165,25 @@ class Reconstructor:
             residuals=residuals,
         )
 
+    def known_inverse_depth(self, depth: np.ndarray, image: np.ndarray) -> torch.Tensor:
+        """[1, 1, H, W] inverse depth (1/m) on the device from a known depth map; ValueError
+        says what is wrong with it."""
+        if self.config.method != "dfd-dps":
+            raise ValueError(f"a known depth map needs method dfd-dps, not "
+                             f"{self.config.method!r}")
+        depth = np.asarray(depth)
+        if depth.dtype.kind != "f" or depth.shape != image.shape[:2]:
+            raise ValueError(f"known depth must be a float [H, W] map of the frame's size "
+                             f"{image.shape[:2]}, got {depth.dtype} {depth.shape}")
+        finite = np.isfinite(depth)
+        if not finite.any():
+            raise ValueError("known depth has no finite pixel (NaN = unknown)")
+        if np.any(depth[finite] <= 0):
+            raise ValueError(f"known depth must be positive metres (NaN = unknown), found "
+                             f"{int((depth[finite] <= 0).sum())} pixels <= 0")
+        filled = fill_unknown(depth.astype(np.float32))
+        return torch.from_numpy(1.0 / filled)[None, None].to(self.device)
+
     def validate(self, coded: np.ndarray) -> np.ndarray:
         """Check a frame and return it as float32 [H, W, C]; ValueError says what is wrong."""
         if not isinstance(coded, np.ndarray) or coded.dtype.kind != "f":
@@ -165,20 +192,37 @@ class Reconstructor:
 
     def posterior(
         self, y: torch.Tensor, valid: torch.Tensor, sigma: torch.Tensor | float,
-        noise: NoiseSource,
+        noise: NoiseSource, known_inv: torch.Tensor | None = None,
     ) -> SamplerResult:
-        """All device work of one frame: warm start, then the sampler. ``y`` [1, C, H, W] and
-        ``valid`` [1, 1, H, W] are padded to the prior's size multiple (``prepare`` first)."""
-        init_v = None  # "evidence": the sampler starts from the measurement's own evidence
-        if self.config.init == "classical":
-            inv_depth = self.classical_solver(y[0], sigma)[0]
-            init_v = inv_to_v(self.model, inv_depth.float()[None, None])
-        elif self.config.init == "mid":
-            init_v = torch.full_like(valid, 0.5)
-        sampler = dfd_dps if self.config.method == "dfd-dps" else dps
-        return sampler(y, self.model, self.prior, self.config.sampler, steps=self.config.steps,
-                       samples=self.config.samples, init_v=init_v, noise_sigma=sigma,
-                       noise=noise, valid=valid)
+        """All device work of one frame: warm start, then the sampler. ``y`` [1, C, H, W],
+        ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth, 1/m) are padded to the
+        prior's size multiple (``prepare`` first)."""
+        sampler = self.config.sampler
+        if known_inv is not None:
+            inv_depth = known_inv
+        elif self.config.init == "classical":
+            inv_depth, aif = self.classical_solver(y[0], sigma)[:2]
+            inv_depth = inv_depth.float()[None, None]
+        elif self.config.init == "evidence":
+            evidence = LayerEvidence(self.model, y, sigma, sampler.gradient_sigma,
+                                     sampler.window)
+            inv_depth = evidence_start(self.model, evidence, y)
+        else:  # "mid": halfway through the bank in inverse depth
+            inv_depth = v_to_inv(self.model, torch.full_like(valid, 0.5))
+        if known_inv is not None or self.config.init != "classical":
+            aif = y[0]  # no warm-start image: the first image step deconvolves from y
+        if sampler.init_cg_iterations:
+            lambda_g = (sigma / sampler.gradient_sigma) ** 2
+            aif = solve_image(self.model.at(inv_depth), y, valid, aif[None], 0.0, lambda_g,
+                              sampler.init_cg_iterations).image[0]
+        init_v = inv_to_v(self.model, inv_depth)
+        if self.config.method == "dps":
+            return dps(y, self.model, self.prior, sampler, steps=self.config.steps,
+                       samples=self.config.samples, init_v=init_v, noise=noise, valid=valid)
+        return dfd_dps(y, self.model, self.prior, sampler, steps=self.config.steps,
+                       samples=self.config.samples, init_v=init_v, init_image=aif[None],
+                       noise_sigma=sigma, noise=noise, valid=valid,
+                       fit_depth=known_inv is None)
 
     def prepare(self, height: int, width: int, channels: int) -> None:
         """Build ``model`` (forward model) and ``classical_solver`` (warm start) for padded
@@ -193,7 +237,7 @@ class Reconstructor:
         self._size = (height, width, channels)
 
     def _sample(
-        self, y: torch.Tensor, sigma: float, seed: int
+        self, y: torch.Tensor, sigma: float, seed: int, known_inv: torch.Tensor | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
         height, width = y.shape[-2:]
         multiple = self.prior.size_multiple
@@ -203,7 +247,10 @@ class Reconstructor:
         self.prepare(*y.shape[-2:], y.shape[1])
         generator = torch.Generator(self.device).manual_seed(seed)
         draw = seeded_noise(generator, (self.config.samples, 3, *y.shape[-2:]))
-        if self.graphed:
+        if known_inv is not None:
+            known_inv = torch.nn.functional.pad(known_inv, pad, mode="replicate")
+            result = self.posterior(y, valid, sigma, draw, known_inv)
+        elif self.graphed:
             noise = torch.stack([draw(i) for i in range(self.config.steps + 1)])
             sigma_t = torch.tensor(sigma, dtype=torch.float32).to(self.device)
             if self._graph is None:

@@ -7,9 +7,11 @@ normalised inverse depth ``v`` in [0, 1] (0 = farthest bank layer, 1 = nearest),
 sizes do not depend on the camera's range. H and W must be multiples of the prior's
 ``size_multiple`` (the pipeline pads).
 
-``dfd_dps`` follows the loop of design.md section 4; ``dps`` is the original DPS update
-(Chung et al. 2023: gradient of ``||y - A(x0_hat)||`` with respect to ``x_t``, through the
-network), kept for comparison. Both return the same ``SamplerResult``.
+``dfd_dps`` anneals the prior's denoiser against the physical model (half-quadratic
+splitting: a denoising step at a decreasing noise level, then an exact-model image step and a
+depth re-fit); ``dps`` is the original DPS update (Chung et al. 2023: gradient of
+``||y - A(x0_hat)||`` with respect to ``x_t``, through the network), kept for comparison.
+Both return the same ``SamplerResult``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from codedap_depth.consistency import (
     LayerEvidence,
     best_inverse_depth,
-    smooth_depth,
+    depth_from_image,
     solve_image,
 )
 from codedap_depth.forward import LayeredBlur
@@ -35,49 +38,56 @@ Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Tuning of both samplers (defaults chosen by ``benchmarks/tune_sampler.py``). The step
-    count and the number of posterior samples are arguments of the samplers themselves.
+    """Tuning of both samplers. The step count and the number of posterior samples are
+    arguments of the samplers themselves.
 
     Attributes:
-        prior_scale: the std of the prior's x0 error is taken as ``prior_scale *
-            sqrt((1 - abar_t) / abar_t)`` (prior range); larger trusts the data more.
-        gradient_sigma: std of the weak gradient prior of the per-layer deconvolution
+        sigma_max: first noise level of the ``dfd_dps`` annealing, [0, 1] intensities: above
+            the error of the warm-start image, so the first denoising can redraw it.
+        data_weight: lambda of the image step: the proximity weight to the denoised image is
+            ``data_weight * (noise_sigma / level)^2`` (smaller trusts the prior more).
+        renoise: share zeta of fresh noise in the denoiser's input (0 = deterministic; posterior
+            samples then differ only through the warm start).
+        cg_iterations: conjugate-gradient iterations of each image step.
+        depth_start: fraction of the steps after which depth is re-fitted from the
+            data-consistent image (before it, the warm start's depth is kept).
+        depth_radius: radius (pixels) of the guided filter that pools the depth evidence.
+        depth_eps: regularisation of that guided filter (squared [0, 1] intensities): larger
+            is closer to a plain box mean, smaller follows the image's edges more.
+        init_cg_iterations: CG iterations of the least-squares deconvolution (Gaussian
+            gradient prior) that refines the warm start's image at its depth before the
+            annealing (0: take the warm start's image as it is).
+        gradient_sigma: std of that gradient prior and of the ``evidence`` warm start's
             ([0, 1] intensities per pixel).
-        cg_iterations: conjugate-gradient iterations of the image step (4: AbsRel within
-            0.1 and AIF within 0.45 dB of 10 iterations at 4-50 steps on the quality
-            benchmark, at half the image step's cost; README).
-        window: odd side of the window pooling the depth evidence, pixels.
-        depth_start: fraction of the schedule after which depth is re-fitted from the prior's
-            x0 (before it, the warm start is only polished while the image forms).
-        depth_mu: precision of x0 (relative to the noise) in the depth evidence.
-        tv_weight: weight of the edge-weighted total variation smoothing the fitted depth.
-        edge_scale: grey-level step ([0, 1]) at which the TV weight falls by 1/e.
-        tv_iterations: Adam iterations of that smoothing (0 = none; 20 iterations changed
-            AbsRel by < 0.005 on motorcycle and layered, so it is off by default; the CUDA
-            graph path needs 0).
-        renoise: share of fresh noise when re-noising (0 = deterministic DDIM).
+        window: odd side of the box window of that evidence, pixels.
         dps_step: step size zeta of the ``dps`` variant.
         occlusion: occlusion-aware renderer (else additive) inside the sampler.
     """
 
-    prior_scale: float = 1.0
-    gradient_sigma: float = 0.1
-    cg_iterations: int = 4
+    sigma_max: float = 0.2
+    data_weight: float = 0.5
+    renoise: float = 0.0
+    cg_iterations: int = 10
+    depth_start: float = 0.5
+    depth_radius: int = 8
+    depth_eps: float = 1e-2
+    init_cg_iterations: int = 20
+    gradient_sigma: float = 0.2
     window: int = 15
-    depth_start: float = 0.75
-    depth_mu: float = 1.0
-    tv_weight: float = 0.02
-    edge_scale: float = 0.05
-    tv_iterations: int = 0
-    renoise: float = 0.3
     dps_step: float = 1.0
     occlusion: bool = True
 
     def __post_init__(self) -> None:
-        if self.cg_iterations < 0:
-            raise ValueError(f"cg_iterations must be >= 0, got {self.cg_iterations}")
+        if not self.sigma_max > 0:
+            raise ValueError(f"sigma_max must be positive, got {self.sigma_max}")
+        if not self.data_weight > 0:
+            raise ValueError(f"data_weight must be positive, got {self.data_weight}")
+        if self.cg_iterations < 0 or self.init_cg_iterations < 0:
+            raise ValueError("cg_iterations and init_cg_iterations must be >= 0")
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be odd and positive, got {self.window}")
+        if self.depth_radius < 0 or not self.depth_eps > 0:
+            raise ValueError("depth_radius must be >= 0 and depth_eps positive")
         if not 0.0 <= self.renoise <= 1.0:
             raise ValueError(f"renoise must be in [0, 1], got {self.renoise}")
 
@@ -90,8 +100,8 @@ class SamplerResult:
         aif: [M, C, H, W] all-in-focus images, [0, 1] intensities (C as the measurement).
         inv_depth: [M, 1, H, W] inverse depth, 1/m, within the bank range.
         residuals: [steps] RMS data residual ([0, 1] intensities) at each outer iteration: of
-            the prior's x0 estimate before the data step (``dfd_dps``; it falls as the sample
-            converges) or of x0_hat (``dps``). A device tensor: reading it waits for the device.
+            the denoised image before the image step (``dfd_dps``) or of x0_hat (``dps``).
+            A device tensor: reading it waits for the device.
     """
 
     aif: torch.Tensor
@@ -100,7 +110,7 @@ class SamplerResult:
 
 
 #: Standard normal draws [M, 3, H, W] by index: 0 is the initial state x_T, i >= 1 the fresh
-#: noise of the re-noising after step i - 1. Called once per index, in increasing order.
+#: noise of step i - 1. Called once per index, in increasing order.
 NoiseSource = Callable[[int], torch.Tensor]
 
 
@@ -128,6 +138,41 @@ def ddim_schedule(prior: Prior, steps: int) -> list[tuple[int, float, float]]:
     return [(t, abar[t], a_prev) for t, a_prev in zip(times, prev, strict=True)]
 
 
+class NoiseLevels(NamedTuple):
+    """The annealing schedule of ``dfd_dps`` as device tensors (so it may depend on a noise
+    estimate made on the device). ``level`` is the std of the denoiser's input error in [0, 1]
+    intensities: ``sqrt((1 - abar) / abar) / 2`` (the prior's range is twice as wide)."""
+
+    t: torch.Tensor  # [steps] long training timesteps
+    abar: torch.Tensor  # [steps] float32
+    level: torch.Tensor  # [steps] float32, decreasing
+
+
+def noise_levels(prior: Prior, steps: int, sigma_max: float,
+                 noise_sigma: float | torch.Tensor, device: torch.device) -> NoiseLevels:
+    """``steps`` levels geometric from ``sigma_max`` down to the measurement noise
+    ``noise_sigma``, each snapped to the nearest training timestep.
+
+    >>> from codedap_depth.prior import random_prior
+    >>> levels = noise_levels(random_prior(), 3, 0.2, 0.01, torch.device("cpu"))
+    >>> [round(v, 3) for v in levels.level.tolist()], levels.t.tolist()
+    ([0.201, 0.045, 0.009], [117, 23, 2])
+    """
+    if not 1 <= steps <= 1000:
+        raise ValueError(f"steps must be in 1..1000, got {steps}")
+    abar_all = prior.device_alphas_cumprod.to(device)
+    table = ((1 - abar_all) / abar_all).sqrt() / 2  # increasing in t
+    low = torch.as_tensor(noise_sigma, dtype=torch.float32, device=device)
+    high = torch.maximum(low, torch.full((), sigma_max, device=device))
+    fraction = torch.linspace(0, 1, steps, device=device) if steps > 1 else torch.ones(
+        1, device=device)
+    target = high * (low / high) ** fraction
+    above = torch.searchsorted(table, target).clamp(1, len(table) - 1)
+    nearer_below = (target - table[above - 1]) < (table[above] - target)
+    t = torch.where(nearer_below, above - 1, above)
+    return NoiseLevels(t, abar_all[t], table[t])
+
+
 def dfd_dps(
     y: torch.Tensor,
     model: LayeredBlur,
@@ -135,13 +180,26 @@ def dfd_dps(
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor | None,
+    init_v: torch.Tensor,
+    init_image: torch.Tensor,
     noise_sigma: float | torch.Tensor,
     noise: NoiseSource,
     valid: torch.Tensor | None = None,
+    fit_depth: bool = True,
     callback: Callback | None = None,
 ) -> SamplerResult:
-    """DFD-DPS: per step, Tweedie x0, fit (x0, depth) to the measurement, re-noise.
+    """DFD-DPS: anneal the diffusion prior's denoiser against the measurement, refitting depth.
+
+    Each step ``i`` at noise level ``s_i`` (``noise_levels``, geometric from
+    ``config.sigma_max`` to the measurement noise):
+
+    1. Denoise: the current image, scaled into the prior's state at the timestep of ``s_i``
+       (plus ``renoise`` fresh noise), through the network; Tweedie's formula gives ``z``.
+    2. Depth (from ``depth_start``): re-fitted from the current data-consistent image
+       (``depth_from_image``: per-layer re-blur residual, guided-filter pooling with that image
+       as guide, parabola refinement).
+    3. Image: ``x = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2`` by
+       conjugate gradients from the previous ``x``, occlusions included (``solve_image``).
 
     Nothing in the loop waits for the device, so a fixed-size call can be captured in a CUDA
     graph (``pipeline.Reconstructor`` does, through ``graphed.CapturedCall``).
@@ -151,56 +209,48 @@ def dfd_dps(
         model: forward model for this bank and frame size.
         prior: diffusion prior (epsilon prediction).
         config: sampler tuning.
-        steps: DDIM steps T' (1 ... 1000).
+        steps: annealing steps (1 ... 1000), one network call each.
         samples: posterior samples M, run as one batch.
-        init_v: [1, 1, H, W] initial normalised inverse depth (warm start); None starts from
-            the measurement's own depth evidence (``LayerEvidence`` without an image prior).
+        init_v: [1, 1, H, W] initial normalised inverse depth (warm start).
+        init_image: [1, C, H, W] initial image in [0, 1] (e.g. the warm start's deconvolution).
         noise_sigma: measurement noise std, [0, 1] intensities (a float, or a 0-d tensor on
             ``y``'s device).
-        noise: standard normal draws (``seeded_noise``).
+        noise: standard normal draws (``seeded_noise``); index 0 perturbs the initial image by
+            ``renoise``, index i >= 1 is step i - 1's fresh noise.
         valid: [1, 1, H, W] 1 where the data term applies (0 on padding); default all.
+        fit_depth: False keeps ``init_v`` throughout (non-blind deconvolution: known depth).
         callback: progress hook.
     """
-    schedule = ddim_schedule(prior, steps)
+    levels = noise_levels(prior, steps, config.sigma_max, noise_sigma, y.device)
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
     count = valid.sum() * y.shape[1] * samples
-    evidence = LayerEvidence(model, y, noise_sigma, config.gradient_sigma, config.window)
-    if init_v is None:
-        init_v = evidence_start(model, evidence, y)
+    channels, zeta = y.shape[1], config.renoise
     v = init_v.expand(samples, -1, -1, -1).clone()
     operator = model.at(v_to_inv(model, v))
-    x_t = noise(0)
+    start = noise(0)[:, :channels]  # per-sample perturbation of the initial image
+    x = init_image.expand(samples, -1, -1, -1) + (zeta**0.5 * config.sigma_max) * start
     residuals: list[torch.Tensor] = []
-    for i, (t, a_t, a_prev) in enumerate(schedule):
+    for i in range(steps):
+        a, level = levels.abar[i], levels.level[i]
         with torch.no_grad():
-            eps = prior.eps(x_t, torch.full((samples,), t, device=y.device, dtype=torch.long))
-            # (1) Tweedie / explicit x0 estimate
-            x0_prior = ((x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
-            # (2) data consistency: depth (late steps), then the image by CG with depth fixed
-            prior_std01 = config.prior_scale * math.sqrt((1 - a_t) / a_t) / 2
-            x_prior01 = measured(x0_prior, y.shape[1])
-            if i >= config.depth_start * steps:
-                cost = evidence.cost(x_prior01, config.depth_mu)
-                v = inv_to_v(model, best_inverse_depth(cost, model.layer_inv_depths))
-                if config.tv_iterations:
-                    v = smooth_depth(v, x_prior01, config.tv_weight, config.edge_scale,
-                                     config.tv_iterations)
+            # (1) denoise: x as the prior's state at level s_i, Tweedie estimate z
+            x_t = a.sqrt() * to_prior_range(x) + ((1 - a) * zeta).sqrt() * noise(i + 1)
+            eps = prior.eps(x_t, levels.t[i].expand(samples))
+            z = measured(((x_t - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1), channels)
+            # (2) depth from the data-consistent image of the previous step
+            if fit_depth and i >= config.depth_start * steps and i > 0:
+                v = inv_to_v(model, depth_from_image(model, y, x, config.depth_radius,
+                                                     config.depth_eps))
                 operator = model.at(v_to_inv(model, v))
-            fit = solve_image(operator, y, valid, x_prior01,
-                              (noise_sigma / prior_std01) ** 2, evidence.lambda_g,
-                              config.cg_iterations)
+            # (3) image: data + proximity to z, by CG started from the previous image (an
+            # inexact solve then leans on the data, not on z: quality holds as steps grow)
+            weight = config.data_weight * (noise_sigma / level) ** 2
+            fit = solve_image(operator, y, valid, z, weight, 0.0, config.cg_iterations, x)
             residuals.append((fit.prior_misfit.pow(2).sum() / count).sqrt())
-            # mono cameras: the fitted grey correction applies to every colour channel
-            x0 = to_prior_range(from_prior_range(x0_prior) + fit.image - x_prior01).clamp(-1, 1)
-            # (3) re-noise to the next timestep with the noise implied by the refined x0
-            eps_hat = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
-            fresh = noise(i + 1)
-            mixed = math.sqrt(1 - config.renoise) * eps_hat + math.sqrt(config.renoise) * fresh
-            x_t = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * mixed
+            x = fit.image
         if callback is not None:
-            callback(i, steps, x0, v)
-    aif, inv_depth = measured(x0, y.shape[1]), v_to_inv(model, v)
-    return SamplerResult(aif, inv_depth, torch.stack(residuals))
+            callback(i, steps, x, v)
+    return SamplerResult(x.clamp(0, 1), v_to_inv(model, v), torch.stack(residuals))
 
 
 def dps(
@@ -210,21 +260,17 @@ def dps(
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor | None,
-    noise_sigma: float | torch.Tensor,
+    init_v: torch.Tensor,
     noise: NoiseSource,
     valid: torch.Tensor | None = None,
     callback: Callback | None = None,
 ) -> SamplerResult:
     """Plain DPS (Chung et al. 2023) extended to depth: ``x_{t-1} = DDIM(x0_hat) - zeta *
-    grad_{x_t} ||y - A(x0_hat, v)||`` and ``v <- v - zeta * grad_v ||.||``. Arguments as
-    ``dfd_dps`` (``noise_sigma`` only serves the evidence warm start: DPS normalises by the
+    grad_{x_t} ||y - A(x0_hat, v)||`` and ``v <- v - zeta * grad_v ||.||``, from pure noise
+    over the DDIM schedule. Arguments as ``dfd_dps`` (no noise level: DPS normalises by the
     residual norm)."""
     m = samples
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
-    if init_v is None:
-        evidence = LayerEvidence(model, y, noise_sigma, config.gradient_sigma, config.window)
-        init_v = evidence_start(model, evidence, y)
     v = init_v.expand(m, -1, -1, -1).clone()
     x_t = noise(0)
     residuals: list[torch.Tensor] = []
@@ -249,9 +295,9 @@ def dps(
 
 
 def evidence_start(model: LayeredBlur, evidence: LayerEvidence, y: torch.Tensor) -> torch.Tensor:
-    """[1, 1, H, W] normalised inverse depth from ``y``'s own per-layer evidence (no image
-    prior, no smoothing): the warm start when none is given."""
-    return inv_to_v(model, best_inverse_depth(evidence.cost(y, 0.0), model.layer_inv_depths))
+    """[1, 1, H, W] inverse depth (1/m) from ``y``'s own per-layer evidence (no image prior,
+    no smoothing): the ``evidence`` warm start."""
+    return best_inverse_depth(evidence.cost(y, 0.0), model.layer_inv_depths)
 
 
 def render(model: LayeredBlur, x0: torch.Tensor, v: torch.Tensor, channels: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,12 @@ class Prior:
     def device(self) -> torch.device:
         """The device the network runs on."""
         return next(self.unet.parameters()).device
+
+    @cached_property
+    def device_alphas_cumprod(self) -> torch.Tensor:
+        """``alphas_cumprod`` on the network's device, copied once (a copy from the host is
+        not allowed inside a CUDA-graph capture; the first eager call caches it)."""
+        return self.alphas_cumprod.to(self.device)
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predicted noise.

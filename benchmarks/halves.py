@@ -1,0 +1,263 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Benchmarks that isolate the two halves of DFD-DPS, and the whole against classical.
+
+Usage::
+
+    python benchmarks/halves.py --parts aif,floors,full --set dev --device cuda \
+        --noise 0.005,0.01,0.02,0.05 --seeds 3 --out benchmarks/results/halves_dev
+
+Parts (each on every scene of the set, noise level and seed, one simulated capture each):
+
+* ``aif``: the image half with the true depth given (non-blind deconvolution):
+  ``Reconstructor(..., known_depth=...)`` at each of ``--steps`` against the per-layer Wiener
+  deconvolution and the least-squares deconvolution of the occlusion-aware model with a
+  Gaussian gradient prior (``LS_ITERATIONS`` CG iterations). Both baselines get the true noise
+  level and their gradient std tuned per scene and noise level over ``GRADIENT_SIGMAS`` (the
+  best value is reported: an oracle-tuned baseline).
+* ``floors``: the depth half's limits. Depth from the ground-truth AIF through the sampler's
+  depth step (``consistency.depth_from_image``, shipped settings); the ground-truth depth
+  snapped to the bank's nearest layer (quantisation).
+* ``full``: classical and DFD-DPS at each of ``--steps`` (blind: depth and AIF estimated).
+
+Sets: ``dev`` (the tuning scenes of ``scenes.SCENES``) or ``heldout`` (``heldout``; never used
+to choose a setting). ``--camera`` picks the camera (PSFs synthesised by ``optics``).
+Prints one table per part and writes ``halves.json`` naming the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codedap_depth.consistency import LayerEvidence, depth_from_image, solve_image
+from codedap_depth.evaluation import device_name
+from codedap_depth.forward import LayeredBlur, layer_weights
+from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
+from codedap_depth.metrics import depth_metrics, psnr, ssim
+from codedap_depth.optics import PSFBank, load_camera, synthesize_bank
+from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+from codedap_depth.prior import load_prior
+from codedap_depth.sampler import SamplerConfig
+from codedap_depth.scenes import SCENES, Scene, fill_unknown, load_scene
+from codedap_depth.simulate import simulate_capture
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = ("aif", "floors", "full")
+#: Gradient std of the Gaussian prior tried for the Wiener and least-squares baselines.
+GRADIENT_SIGMAS = (0.05, 0.1, 0.2, 0.3, 0.5)
+LS_ITERATIONS = 200
+
+
+def load_set(name: str, bank: PSFBank, size: tuple[int, int]) -> list[Scene]:
+    """The scenes of set ``dev`` or ``heldout`` over the bank's depth range."""
+    depth_range = (float(bank.depths[0]), float(bank.depths[-1]))
+    if name == "dev":
+        return [load_scene(s, depth_range, size) for s in SCENES]
+    if name == "heldout":
+        return [load_heldout_scene(s, depth_range, size) for s in HELDOUT_SCENES]
+    raise ValueError(f"unknown set {name!r}: dev or heldout")
+
+
+def as_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    """[H, W, C] numpy -> [1, C, H, W] float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+
+
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """[1, C, H, W] tensor -> [H, W, C] numpy clipped to [0, 1]."""
+    return x[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
+
+
+def wiener_image(model: LayeredBlur, y: torch.Tensor, inv_depth: torch.Tensor, noise: float,
+                 gradient_sigma: float) -> torch.Tensor:
+    """Per-layer Wiener deconvolution ``conj(H_k) Y / (|H_k|^2 + (noise / s)^2 |G|^2)``
+    blended by each pixel's two-layer split of the known inverse depth (occlusions ignored)."""
+    evidence = LayerEvidence(model, y, noise, gradient_sigma, 1)
+    sharp = evidence.crop(model.otf.conj() * evidence.spectrum_y
+                          / (evidence.power + evidence.lambda_g * evidence.grad2))
+    weights = layer_weights(inv_depth, model.layer_inv_depths).unsqueeze(2)
+    return (weights * sharp).sum(dim=1)
+
+
+def image_scores(aif: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """AIF PSNR (dB) and SSIM."""
+    return {"aif_psnr_db": psnr(aif, truth), "aif_ssim": ssim(aif, truth)}
+
+
+def depth_scores(depth: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """AbsRel, median relative error, delta1 and RMSE (m) on the finite ground truth."""
+    m = depth_metrics(depth, truth)
+    known = np.isfinite(truth)
+    median = float(np.median(np.abs(depth[known] - truth[known]) / truth[known]))
+    return {"depth_absrel": m.absrel, "depth_median_rel": median, "delta1": m.delta1,
+            "depth_rmse_m": m.rmse_m}
+
+
+_RUNNERS: dict[tuple, Reconstructor] = {}
+
+
+def runner(bank: PSFBank, method: str, steps: int, prior, device: str,
+           sampler: SamplerConfig) -> Reconstructor:
+    """One Reconstructor per (bank, method, steps, sampler), so a CUDA graph is captured once
+    per frame size, not once per frame."""
+    key = (id(bank), method, steps, sampler)
+    if key not in _RUNNERS:
+        config = ReconstructionConfig(method=method, steps=steps, device=device, sampler=sampler)
+        _RUNNERS[key] = Reconstructor(bank, config, prior)
+    return _RUNNERS[key]
+
+
+def known_depth(scene: Scene, bank: PSFBank, coded: np.ndarray, device: str
+                ) -> tuple[LayeredBlur, torch.Tensor, torch.Tensor]:
+    """Forward model, measurement [1, C, H, W] and true inverse depth [1, 1, H, W] on the
+    device."""
+    height, width = scene.depth.shape
+    model = LayeredBlur(bank, height, width).to(device)
+    inv = torch.from_numpy(1.0 / fill_unknown(scene.depth))[None, None].to(device)
+    return model, as_tensor(coded, device), inv
+
+
+def baseline_image_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, noise: float,
+                        device: str) -> list[dict]:
+    """Image half's baselines with the true depth and noise level, each at its best gradient
+    std of ``GRADIENT_SIGMAS``: Wiener and least squares."""
+    model, y, inv = known_depth(scene, bank, coded, device)
+    operator, valid = model.at(inv), torch.ones_like(y[:, :1])
+    rows = []
+    with torch.no_grad():
+        for name, solve in (
+            ("wiener", lambda s: wiener_image(model, y, inv, noise, s)),
+            ("least-squares", lambda s: solve_image(operator, y, valid, y, 0.0, (noise / s) ** 2,
+                                                    LS_ITERATIONS).image),
+        ):
+            best = max((image_scores(to_image(solve(s)), scene.rgb) | {"gradient_sigma": s}
+                        for s in GRADIENT_SIGMAS), key=lambda r: r["aif_psnr_db"])
+            rows.append({"method": name, "steps": 0, **best})
+    return rows
+
+
+def known_depth_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
+                     steps: list[int], prior, device: str, sampler: SamplerConfig) -> list[dict]:
+    """Image half: DFD-DPS given the true depth, at each step count."""
+    rows = []
+    for n in steps:
+        rec = runner(bank, "dfd-dps", n, prior, device, sampler)(coded, seed=seed,
+                                                                 known_depth=scene.depth)
+        rows.append({"method": "dfd-dps", "steps": n, "seconds": rec.seconds,
+                     **image_scores(rec.aif, scene.rgb)})
+    return rows
+
+
+def floor_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, device: str,
+               sampler: SamplerConfig) -> list[dict]:
+    """Depth half's limits: depth from the true AIF, and the true depth snapped to layers."""
+    model, y, _ = known_depth(scene, bank, coded, device)
+    with torch.no_grad():
+        inv = depth_from_image(model, y, as_tensor(scene.rgb, device), sampler.depth_radius,
+                               sampler.depth_eps)
+    from_truth = (1.0 / inv[0, 0]).cpu().numpy()
+    layer_inv = 1.0 / bank.depths.astype(np.float64)
+    nearest = np.abs(1.0 / fill_unknown(scene.depth)[..., None] - layer_inv).argmin(axis=-1)
+    snapped = bank.depths[nearest].astype(np.float32)
+    return [{"method": "depth from true AIF", **depth_scores(from_truth, scene.depth)},
+            {"method": "true depth on layers", **depth_scores(snapped, scene.depth)}]
+
+
+def full_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
+              runs: list[tuple[str, int]], prior, device: str, sampler: SamplerConfig
+              ) -> list[dict]:
+    """Blind reconstruction by each (method, steps) of ``runs``."""
+    rows = []
+    for method, n in runs:
+        rec = runner(bank, method, max(n, 1), prior, device, sampler)(coded, seed=seed)
+        rows.append({"method": method, "steps": n, "seconds": rec.seconds,
+                     **depth_scores(rec.depth, scene.depth), **image_scores(rec.aif, scene.rgb)})
+    return rows
+
+
+def run_parts(parts: list[str], scenes: list[Scene], bank: PSFBank, noises: list[float],
+              seeds: int, steps: list[int], prior, device: str,
+              sampler: SamplerConfig | None = None) -> dict[str, list[dict]]:
+    """Every part on every (scene, noise, seed); rows carry those keys."""
+    sampler = sampler or SamplerConfig()
+    result: dict[str, list[dict]] = {part: [] for part in parts}
+    for scene in scenes:
+        for noise in noises:
+            for seed in range(seeds):
+                coded = simulate_capture(scene, bank, noise, seed=seed)
+                key = {"scene": scene.name, "noise_sigma": noise, "seed": seed}
+                if "aif" in parts:
+                    rows = baseline_image_rows(scene, bank, coded, noise, device) + (
+                        known_depth_rows(scene, bank, coded, seed, steps, prior, device, sampler))
+                    result["aif"] += [key | r for r in rows]
+                if "floors" in parts and seed == 0:
+                    result["floors"] += [key | r for r in floor_rows(scene, bank, coded, device,
+                                                                     sampler)]
+                if "full" in parts:
+                    runs = [("classical", 0)] + [("dfd-dps", n) for n in steps]
+                    result["full"] += [key | r for r in full_rows(
+                        scene, bank, coded, seed, runs, prior, device, sampler)]
+    return result
+
+
+def table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """Markdown table of the mean over seeds per (scene, noise, method, steps)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row["scene"], row["noise_sigma"], row["method"], row.get("steps", 0))
+        groups.setdefault(key, []).append(row)
+    lines = ["| scene | noise | method | steps | seeds | " + " | ".join(columns) + " |",
+             "|" + "---|" * (5 + len(columns))]
+    for (scene, noise, method, steps), group in groups.items():
+        means = [np.mean([r[c] for r in group]) for c in columns]
+        lines.append(f"| {scene} | {noise} | {method} | {steps} | {len(group)} | "
+                     + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return "\n".join(lines)
+
+
+COLUMNS = {
+    "aif": ("aif_psnr_db", "aif_ssim"),
+    "floors": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m"),
+    "full": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m", "aif_psnr_db",
+             "aif_ssim", "seconds"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="aif,floors,full")
+    parser.add_argument("--set", default="dev", choices=("dev", "heldout"))
+    parser.add_argument("--camera", type=Path, default=REPO / "config" / "camera.yaml")
+    parser.add_argument("--size", default="320x240", help="WxH")
+    parser.add_argument("--noise", default="0.005,0.01,0.02,0.05")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--steps", default="5,20,100")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
+    if set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(set(parts) - set(PARTS))}; choose from {PARTS}")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    bank = synthesize_bank(load_camera(args.camera))
+    started = time.perf_counter()
+    result = run_parts(parts, load_set(args.set, bank, (width, height)), bank,
+                       [float(v) for v in args.noise.split(",")], args.seeds,
+                       [int(v) for v in args.steps.split(",")], load_prior(args.device),
+                       args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"device": device_name(args.device), "set": args.set, "camera": str(args.camera),
+              "size": args.size, "seconds": time.perf_counter() - started, **result}
+    (args.out / "halves.json").write_text(json.dumps(report, indent=1) + "\n")
+    for part in parts:
+        print(f"\n## {part} ({report['device']}, {args.set}, {args.camera.name})\n")
+        print(table(result[part], COLUMNS[part]))
+
+
+if __name__ == "__main__":
+    main()

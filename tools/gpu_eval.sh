@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The accuracy measurement on a lent GPU (one call): benchmarks/halves.py on the dev and
+# held-out sets through both cameras, the known-depth AIF against steps, and the real-time
+# speed of both presets. Carry .whl/ (diffusers and its pure-Python needs, cp312), .evaldata/
+# (opencv-doc's aloeL.jpg and aloeGT.png) and .heldout_data/ (tools/fetch_heldout.py).
+# Writes $OUT/results.tgz (one folder per run, each with halves.json or bench.json) and logs.
+set -uo pipefail
+: "${OUT:?set OUT to the output folder}"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+export CODEDAP_OPENCV_DATA=$PWD/.evaldata CODEDAP_HELDOUT_DATA=$PWD/.heldout_data
+nvidia-smi -L
+runs=$OUT/runs
+mkdir -p "$runs"
+for camera in camera camera_b; do
+    for set in dev heldout; do
+        timeout 150 python3 benchmarks/halves.py --parts aif,floors --set $set \
+            --camera config/$camera.yaml --steps 4,20 --seeds 1 --out "$runs/aif_${set}_$camera"
+        timeout 100 python3 benchmarks/halves.py --parts full --set $set \
+            --camera config/$camera.yaml --steps 4,20 --seeds 3 --out "$runs/full_${set}_$camera"
+    done
+done
+timeout 120 python3 benchmarks/halves.py --parts aif --set dev --noise 0.01,0.05 \
+    --steps 4,10,20,50,100 --out "$runs/steps_dev"
+timeout 90 python3 -m codedap_depth.cli bench --device cuda --parts speed \
+    --sizes 256x256,512x512,320x240 --steps 4,20 --samples 1 --cg 10 --out "$runs/speed"
+tar czf "$OUT/results.tgz" -C "$OUT" runs
