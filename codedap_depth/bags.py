@@ -44,12 +44,12 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterEr
 from rosbags.typesys import Stores, get_typestore
 
 from codedap_depth.image_codec import (
-    MONO_ENCODINGS,
     CloudData,
     bin_image,
     bin_intrinsics,
     centred_intrinsics,
     decode_image,
+    display_encoding,
     encode_image,
     float_to_image,
     image_to_float,
@@ -533,15 +533,16 @@ def _write_outputs(writer: BagWriter, namespace: str, frame: BagFrame, depth: np
     """The node's output topics for one frame, same stamp and frame_id as the input."""
     stamp, frame_id = frame.stamp_ns, frame.frame_id
     height, width = depth.shape
-    aif_encoding = "mono8" if frame.encoding in MONO_ENCODINGS else "rgb8"
+    aif_encoding = display_encoding(aif)
     writer.write(f"{namespace}/depth/image", image_msg(depth, "32FC1", stamp, frame_id), stamp)
     writer.write(f"{namespace}/depth/uncertainty", image_msg(sigma, "32FC1", stamp, frame_id),
                  stamp)
     aif_pixels = float_to_image(aif, aif_encoding)
     writer.write(f"{namespace}/aif/image", image_msg(aif_pixels, aif_encoding, stamp, frame_id),
                  stamp)
-    writer.write(f"{namespace}/depth/camera_info",
-                 camera_info_msg(K, width, height, stamp, frame_id), stamp)
+    for name in ("depth/camera_info", "aif/camera_info"):
+        writer.write(f"{namespace}/{name}", camera_info_msg(K, width, height, stamp, frame_id),
+                     stamp)
     cloud = pack_cloud(depth, K, float_to_image(aif, "rgb8"), sigma=sigma)
     writer.write(f"{namespace}/points", cloud_msg(cloud, stamp, frame_id), stamp)
 

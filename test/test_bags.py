@@ -127,7 +127,7 @@ def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
         counts = Counter(conn.topic for conn, _, _ in reader.messages())
     assert counts == {f"/camera/{t}": FRAMES for t in ("depth/image", "depth/uncertainty",
                                                        "aif/image", "depth/camera_info",
-                                                       "points")}
+                                                       "aif/camera_info", "points")}
     depths = list(read_frames(output, "/camera/depth/image"))
     assert [d.stamp_ns for d in depths] == [f.stamp_ns for f in read_frames(bag)]
     assert depths[0].encoding == "32FC1" and not np.any(depths[0].pixels == 0)
