@@ -9,6 +9,7 @@ import io
 
 import numpy as np
 import pytest
+from helpers import mosaic, to_yuv422
 
 from codedap_depth.image_codec import (
     BAYER_PATTERNS,
@@ -18,18 +19,6 @@ from codedap_depth.image_codec import (
     image_to_float,
     yuv422_to_rgb,
 )
-
-CHANNEL = {"r": 0, "g": 1, "b": 2}
-
-
-def mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
-    """Sample an [H, W, 3] image through a ``pattern`` colour filter (what the sensor sees)."""
-    height, width = rgb.shape[:2]
-    out = np.empty((height, width), rgb.dtype)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            out[dy::2, dx::2] = rgb[dy::2, dx::2, CHANNEL[pattern[2 * dy + dx]]]
-    return out
 
 
 def test_demosaic_rggb_by_hand() -> None:
@@ -127,6 +116,14 @@ def test_yuv422_layouts_and_known_colours() -> None:
     assert values.shape == (1, 2, 3) and values.dtype == np.float32
     with pytest.raises(ValueError, match="even width"):
         yuv422_to_rgb(np.zeros((2, 3, 2), np.uint8), "yuv422")
+
+
+def test_yuv422_round_trip_of_a_colour_image() -> None:
+    rgb = np.random.default_rng(2).integers(30, 220, size=(4, 8, 3)).astype(np.uint8)
+    rgb[:, 1::2] = rgb[:, 0::2]  # one colour per pixel pair: 4:2:2 keeps it
+    for encoding in ("yuv422", "yuv422_yuy2"):
+        back = yuv422_to_rgb(to_yuv422(rgb, encoding), encoding).astype(int)
+        assert np.abs(back - rgb).max() <= 2, encoding
 
 
 def test_integer_and_16bit_colour_encodings() -> None:

@@ -28,7 +28,8 @@ RAW = (128, 96)  # width, height of the published frames
 WORK = (64, 48)  # after binning 2
 MIN_DEPTH, MAX_DEPTH = 0.5, 2.5
 K_RAW = np.array([[200.0, 0.0, 63.5], [0.0, 200.0, 47.5], [0.0, 0.0, 1.0]])
-OUTPUTS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points")
+OUTPUTS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info",
+           "aif/camera_info", "points")
 CAMERA_YAML = """\
 focal_length: 0.016
 f_number: 2.0
@@ -111,7 +112,7 @@ class Probe:
         self.lock = threading.Condition()
         self.received: dict[str, list] = {topic: [] for topic in OUTPUTS}
         self.diagnostics: list[dict[str, str]] = []
-        types = (Image, Image, Image, CameraInfo, PointCloud2)
+        types = (Image, Image, Image, CameraInfo, CameraInfo, PointCloud2)
         for topic, kind in zip(OUTPUTS, types, strict=True):
             self.node.create_subscription(kind, f"{NS}/{topic}",
                                           lambda msg, t=topic: self._store(t, msg), history)
@@ -209,13 +210,13 @@ def rgb_frame(coded: np.ndarray):
     return array_to_imgmsg(coded, "rgb8")
 
 
-def send_camera_info(probe: Probe) -> None:
+def send_camera_info(probe: Probe, d: tuple[float, ...] = (0.0,) * 5) -> None:
     from sensor_msgs.msg import CameraInfo
 
     info = CameraInfo(width=RAW[0], height=RAW[1], distortion_model="plumb_bob")
     info.header.frame_id = "cam_optical"
     info.k = K_RAW.reshape(-1).tolist()
-    info.d = [0.1, 0.0, 0.0, 0.0, 0.0]
+    info.d = list(d)
     for _ in range(3):  # best-effort subscription: send a few times
         probe.info_pub.publish(info)
         time.sleep(0.05)
@@ -251,6 +252,7 @@ def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded
     assert np.all(np.isnan(sigma[~valid])) and np.all(sigma[valid] >= 0)
 
     info = out["depth/camera_info"]
+    assert out["aif/camera_info"] == info  # rtabmap / point_cloud_xyzrgb want one beside aif
     assert (info.width, info.height) == WORK
     K = np.array(info.k).reshape(3, 3)
     # binning 2: f/2 and c' = (c + 0.5) / 2 - 0.5
@@ -410,7 +412,7 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     lost = int(after["lost_frames"]) - int(before["lost_frames"])
     print(f"burst: sent {len(sent)}, node got {frames_in}: {frames_out} out, {dropped} dropped, "
           f"{bad} bad; DDS reported {lost} lost; RSS {[round(r, 1) for r in rss]} MB")
-    # Best effort + keep-last 5: what DDS discards before the callback is reported as lost
+    # Reliable keep-last 1: what DDS replaces before the callback is reported as lost
     # (where DDS notices); everything that reaches the node is accounted for.
     assert frames_in >= 100, f"only {frames_in} of {len(sent)} frames reached the node"
     assert frames_in == frames_out + dropped + bad, after
@@ -420,12 +422,16 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     assert rss[-1] - rss[1] < 8, rss
 
 
-def test_image_input_is_best_effort_and_outputs_reliable(probe: Probe) -> None:
+def test_image_input_is_reliable_camera_info_best_effort_outputs_reliable(probe: Probe) -> None:
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
-    (sub,) = [i for i in probe.node.get_subscriptions_info_by_topic(f"{NS}/image_raw")
-              if i.node_name == "codedap_depth"]
-    assert sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    def subscription(topic: str):
+        (sub,) = [i for i in probe.node.get_subscriptions_info_by_topic(f"{NS}/{topic}")
+                  if i.node_name == "codedap_depth"]
+        return sub.qos_profile
+
+    assert subscription("image_raw").reliability == ReliabilityPolicy.RELIABLE
+    assert subscription("camera_info").reliability == ReliabilityPolicy.BEST_EFFORT
     for topic in OUTPUTS:
         (pub,) = probe.node.get_publishers_info_by_topic(f"{NS}/{topic}")
         assert pub.qos_profile.reliability == ReliabilityPolicy.RELIABLE, topic
@@ -443,7 +449,7 @@ def bad_frames(coded: np.ndarray) -> list[tuple[str, object, str]]:
     from codedap_depth.ros.image_conversion import array_to_imgmsg
 
     wrong_encoding = rgb_frame(coded)
-    wrong_encoding.encoding = "yuv422"
+    wrong_encoding.encoding = "nv21"
     truncated = rgb_frame(coded)
     truncated.data = truncated.data[: len(truncated.data) // 2]
     grey = coded.mean(axis=-1).astype(np.float32) / 255
@@ -451,7 +457,7 @@ def bad_frames(coded: np.ndarray) -> list[tuple[str, object, str]]:
     with_nan[10, 10] = np.nan
     with_inf[20, 30] = np.inf
     return [
-        ("wrong encoding", wrong_encoding, "unsupported image encoding 'yuv422'"),
+        ("wrong encoding", wrong_encoding, "unsupported image encoding 'nv21'"),
         ("wrong size", array_to_imgmsg(coded[:80, :100].copy(), "rgb8"),
          "camera model expects 64x48"),
         ("truncated", truncated, "truncated"),
