@@ -98,7 +98,8 @@ class Probe:
     def __init__(self, ros, ns: str = NS, *, compressed: bool = False,
                  best_effort: bool = False, log_path: Path | None = None) -> None:
         """Args: ``compressed`` publishes CompressedImage on ``image_raw/compressed``;
-        ``best_effort`` makes the image publisher best effort (as some camera drivers)."""
+        ``best_effort`` makes the image publisher (as some camera drivers) and the output
+        subscriptions best effort (these match reliable and best-effort publishers)."""
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.parameter_client import AsyncParameterClient
@@ -120,7 +121,7 @@ class Probe:
         types = (Image, Image, Image, CameraInfo, CameraInfo, PointCloud2)
         for topic, kind in zip(OUTPUTS, types, strict=True):
             self.node.create_subscription(kind, f"{ns}/{topic}",
-                                          lambda msg, t=topic: self._store(t, msg), history)
+                                          lambda msg, t=topic: self._store(t, msg), image_qos)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, history)
         self.params = AsyncParameterClient(self.node, f"{ns}/codedap_depth")
 
