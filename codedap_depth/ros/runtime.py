@@ -156,6 +156,11 @@ class DepthRuntime:
         """The loaded ``settings.Optics``."""
         return self._optics
 
+    @property
+    def reconstructor(self):
+        """The ``pipeline.Reconstructor`` in use."""
+        return self._reconstructor
+
     def set_active(self, active: bool, timeout_s: float = WORKER_JOIN_S) -> None:
         """Start or stop taking images. Stopping drops the pending image and waits (up to
         ``timeout_s``) for the frame being reconstructed, so nothing is published after."""
