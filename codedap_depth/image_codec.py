@@ -422,6 +422,17 @@ def decode_compressed(data: bytes | memoryview | np.ndarray) -> CompressedPixels
     return CompressedPixels(pixels.astype(ENCODINGS[encoding][0]), encoding, codec)
 
 
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of [H, W] or [H, W, 3/4] uint8, or [H, W] uint16 pixels (Pillow, lossless)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _png_is_16bit_colour(raw: bytes) -> bool:
     """IHDR bit depth 16 with colour type 2 (RGB) or 6 (RGBA)."""
     return len(raw) > 25 and raw[24] == 16 and raw[25] in (2, 6)

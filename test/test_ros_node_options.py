@@ -5,6 +5,9 @@ and QoS overrides for single topics (each must change only its own topic)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from ros_helpers import (
     OUTPUTS,
+    REPO,
     WORK,
     Probe,
     coded_capture,
@@ -100,3 +104,58 @@ def test_undecodable_compressed_frame_is_counted(probe: Probe) -> None:
     assert "compressed image ('png'): cannot decode" in status["last_error"], status
     time.sleep(0.2)
     assert probe.outputs_for(950) == {}
+
+
+PUBLISHER = """
+import array, sys, time, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("large_publisher")
+pub = node.create_publisher(Image, "/large", QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+msg = Image(width=640, height=480, encoding="rgb8", step=1920,
+            data=array.array("B", bytes(921600)))
+deadline = time.monotonic() + 30
+while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(1.0)
+for i in range(6):
+    msg.header.stamp.sec = i
+    pub.publish(msg)
+    time.sleep(0.2)
+time.sleep(1.0)
+"""
+SUBSCRIBER = """
+import time, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("large_subscriber")
+got = []
+node.create_subscription(Image, "/large", lambda m: got.append(len(m.data)), QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+deadline = time.monotonic() + 12
+while time.monotonic() < deadline and len(got) < 6:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(len(got))
+"""
+
+
+@pytest.mark.parametrize("profile", [False, True], ids=["default", "large_frames_xml"])
+def test_best_effort_large_frames_need_the_shipped_fastdds_profile(profile: bool) -> None:
+    """Why the input is reliable by default, and what a best-effort camera needs instead:
+    best effort on both ends, 640x480 rgb8 (0.9 MB) frames, with and without the profile."""
+    env = os.environ.copy()
+    if profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_large_frames.xml")
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER], stdout=subprocess.PIPE,
+                           text=True, env=env)
+    pub = subprocess.Popen([sys.executable, "-c", PUBLISHER], env=env)
+    out, _ = sub.communicate(timeout=60)
+    pub.wait(timeout=60)
+    received = int(out.strip())
+    if profile:
+        assert received == 6, f"{received} of 6 frames with the profile"
+    else:
+        assert received < 6, "default FastDDS now delivers large best-effort frames"

@@ -123,9 +123,10 @@ def test_launch_file_declares_its_arguments_and_uses_params_yaml() -> None:
         call.args[0].value for call in ast.walk(tree)
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument"
     }
-    assert {"params_file", "namespace", "image_topic"} <= declared
+    assert {"params_file", "namespace", "image_topic", "lifecycle"} <= declared
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
-    assert {"config", "params.yaml", "depth_node", "codedap_depth", "image_raw"} <= strings
+    assert {"config", "params.yaml", "depth_node", "codedap_depth", "image_raw",
+            "--lifecycle"} <= strings
     assert (REPO / "config" / "params.yaml").is_file()
 
 
