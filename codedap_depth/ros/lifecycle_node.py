@@ -93,10 +93,9 @@ class LifecycleDepthNode(LifecycleNode):
         refs = runtime.close()
         del runtime
         gc.collect()
-        alive = sum(ref() is not None for ref in refs)
-        message = (f"{what}: released reconstructor, prior and PSF bank"
-                   if not alive else f"{what}: {alive} of {len(refs)} released objects are "
-                   f"still referenced")
+        alive = [name for name, ref in refs.items() if ref() is not None]
+        message = (f"{what}: released {', '.join(refs)}" if not alive
+                   else f"{what}: still referenced after release: {', '.join(alive)}")
         if device.startswith("cuda"):
             import torch
 

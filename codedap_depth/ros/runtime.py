@@ -170,12 +170,13 @@ class DepthRuntime:
                 self._pending = None
                 self._cond.wait_for(lambda: not self._busy, timeout=timeout_s)
 
-    def close(self) -> list[weakref.ref]:
+    def close(self) -> dict[str, weakref.ref]:
         """Stop the worker, destroy the topics and drop the optics and reconstructor.
 
         Returns:
-            Weak references to the released objects (reconstructor, its prior network, PSF
-            bank): dead once nothing else holds them, which callers can check.
+            Weak references to the released objects by name (``reconstructor``, ``prior``
+            network when the method has one, ``PSF bank``): dead once nothing else holds them,
+            which callers can check.
         """
         with self._cond:
             self._stopping = True
@@ -183,9 +184,10 @@ class DepthRuntime:
             self._cond.notify_all()
         self._worker.join(timeout=WORKER_JOIN_S)
         self._destroy_topics()
-        held = [self._reconstructor, getattr(self._reconstructor, "prior", None),
-                self._optics.bank]
-        refs = [weakref.ref(obj) for obj in held if obj is not None]
+        held = {"reconstructor": self._reconstructor,
+                "prior": getattr(self._reconstructor, "prior", None),
+                "PSF bank": self._optics.bank}
+        refs = {name: weakref.ref(obj) for name, obj in held.items() if obj is not None}
         self._reconstructor = self._reconstructor_config = self._optics = None
         self._camera_info = self._pending = None
         return refs
