@@ -79,6 +79,8 @@ def fatal_cases(files: dict[str, Path]) -> list[tuple[list[str], list[str]]]:
         (node + ["--params", str(files["bad_yaml"])],
          [str(files["bad_yaml"]), "bad ROS arguments"]),
         (node + ["--ros-args", "-p", "method:=magic"], ["method must be one of"]),
+        (node + ["--ros-args", "-p", "qos_overrides./image_raw.subscription.reliability:=foo"],
+         ["invalid QoS override", "reliability", "foo"]),
     ]
 
 

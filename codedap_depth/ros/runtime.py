@@ -117,13 +117,25 @@ class DepthRuntime:
     # --- topics ----------------------------------------------------------------------------
 
     def _create_topics(self, settings: NodeSettings) -> None:
+        """Publishers, subscriptions and the diagnostics timer; ``StartupError`` (with nothing
+        left behind) for an invalid ``qos_overrides.*`` parameter."""
+        self._outputs: dict[str, object] = {}
+        self._subscriptions: list = []
+        self._pub_diag = self._timer = None
+        try:
+            self._create_entities(settings)
+        except (RuntimeError, ValueError) as err:  # rclpy's errors for a bad override value
+            self._destroy_topics()
+            raise StartupError(f"invalid QoS override: {err}") from err
+
+    def _create_entities(self, settings: NodeSettings) -> None:
         node = self._node
         create = node.create_lifecycle_publisher if self._managed else node.create_publisher
         overrides = QoSOverridingOptions.with_default_policies()
         # each entity gets its own profile object: the override declaration writes into it
-        self._outputs = {topic: create(kind, topic, output_qos(),
-                                       qos_overriding_options=overrides)
-                         for topic, kind in OUTPUT_TOPICS.items()}
+        for topic, kind in OUTPUT_TOPICS.items():
+            self._outputs[topic] = create(kind, topic, output_qos(),
+                                          qos_overriding_options=overrides)
         self._pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics",
                                                diagnostics_qos())
         events = SubscriptionEventCallbacks(
@@ -131,23 +143,25 @@ class DepthRuntime:
             incompatible_qos=self._on_incompatible_qos)
         kind, topic = ((CompressedImage, "image_raw/compressed")
                        if settings.image_transport == "compressed" else (Image, "image_raw"))
-        self._subscriptions = [
-            node.create_subscription(kind, topic, self._on_image, image_input_qos(),
-                                     qos_overriding_options=overrides, event_callbacks=events),
-            node.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                     camera_info_qos()),
-        ]
+        self._subscriptions.append(node.create_subscription(
+            kind, topic, self._on_image, image_input_qos(), qos_overriding_options=overrides,
+            event_callbacks=events))
+        self._subscriptions.append(node.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, camera_info_qos()))
         self._timer = node.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
     def _destroy_topics(self) -> None:
+        """Destroy whatever ``_create_topics`` made (all of it, or what it got to)."""
         node = self._node
-        node.destroy_timer(self._timer)
+        if self._timer is not None:
+            node.destroy_timer(self._timer)
         for subscription in self._subscriptions:
             node.destroy_subscription(subscription)
         destroy = node.destroy_lifecycle_publisher if self._managed else node.destroy_publisher
         for publisher in self._outputs.values():
             destroy(publisher)
-        node.destroy_publisher(self._pub_diag)
+        if self._pub_diag is not None:
+            node.destroy_publisher(self._pub_diag)
 
     # --- state -----------------------------------------------------------------------------
 

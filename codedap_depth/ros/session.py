@@ -28,6 +28,7 @@ OUTPUT_TYPES = {
     "depth/uncertainty": "sensor_msgs/msg/Image",
     "aif/image": "sensor_msgs/msg/Image",
     "depth/camera_info": "sensor_msgs/msg/CameraInfo",
+    "aif/camera_info": "sensor_msgs/msg/CameraInfo",
     "points": "sensor_msgs/msg/PointCloud2",
 }
 
