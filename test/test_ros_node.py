@@ -3,7 +3,8 @@
 
 The node runs as its own process, started like a user would (``codedap-depth node --params``)
 with a 64x48 working camera and the classical method; a probe node in this process publishes
-coded frames (128x96 raw, binning 2) and checks every output against design.md section 6.
+coded frames (128x96 raw, binning 2) and checks every output against the documented layout
+(README, node outputs).
 """
 
 from __future__ import annotations
