@@ -47,10 +47,12 @@ def setup_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def probe(ros, setup_files) -> Probe:
     proc = start_node(setup_files, NS)
-    probe = Probe(ros, NS, compressed=True, best_effort=True, log_path=setup_files["log"])
-    wait_until_matched(probe, proc, setup_files["log"])
-    yield probe
-    stop_node(proc, setup_files)
+    try:
+        probe = Probe(ros, NS, compressed=True, best_effort=True, log_path=setup_files["log"])
+        wait_until_matched(probe, proc, setup_files["log"])
+        yield probe
+    finally:
+        stop_node(proc, setup_files)
 
 
 def compressed(pixels: np.ndarray, codec: str, sec: int):
