@@ -44,13 +44,15 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterEr
 from rosbags.typesys import Stores, get_typestore
 
 from codedap_depth.image_codec import (
-    MONO_ENCODINGS,
     CloudData,
     bin_image,
     bin_intrinsics,
     centred_intrinsics,
+    decode_compressed,
     decode_image,
+    display_encoding,
     encode_image,
+    encode_png,
     float_to_image,
     image_to_float,
     pack_cloud,
@@ -60,6 +62,9 @@ from codedap_depth.pipeline import DEFAULT_STEPS
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+#: message types a bag's coded images can have (``compressed``: image_transport, PNG or JPEG)
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 NAMESPACE = "/camera"
@@ -99,6 +104,15 @@ def image_msg(pixels: np.ndarray, encoding: str, stamp: int, frame_id: str):
     )
 
 
+def compressed_image_msg(pixels: np.ndarray, encoding: str, stamp: int, frame_id: str):
+    """A rosbags ``sensor_msgs/msg/CompressedImage`` of 8-bit ``pixels`` as PNG, with the
+    ``format`` string image_transport's compressed transport writes."""
+    payload = encode_png(pixels)
+    return TYPESTORE.types[COMPRESSED_IMAGE](
+        header=_header(stamp, frame_id), format=f"{encoding}; png compressed {encoding}",
+        data=np.frombuffer(payload, dtype=np.uint8))
+
+
 def camera_info_msg(K: np.ndarray, width: int, height: int, stamp: int, frame_id: str):
     """A rosbags rectified ``sensor_msgs/msg/CameraInfo``: D = 0, R = I, P = [K | 0]."""
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
@@ -128,6 +142,14 @@ def decode_image_msg(msg) -> np.ndarray:
     """Pixels of a rosbags Image (cv_bridge passthrough semantics, see ``image_codec``)."""
     return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                         bool(msg.is_bigendian))
+
+
+def decode_any_image(msg, msgtype: str) -> tuple[np.ndarray, str]:
+    """(pixels, encoding) of a rosbags Image or CompressedImage (PNG/JPEG)."""
+    if msgtype == COMPRESSED_IMAGE:
+        decoded = decode_compressed(msg.data)
+        return decoded.pixels, decoded.encoding
+    return decode_image_msg(msg), msg.encoding
 
 
 class BagWriter:
@@ -241,6 +263,7 @@ def make_demo_bag(
     seed: int = 0,
     scenes: tuple[str, ...] = ("motorcycle", "layered"),
     camera: Camera | None = None,
+    compressed: bool = False,
 ) -> MadeBag:
     """Write a demo bag of coded frames with ground truth (see the module docstring).
 
@@ -255,6 +278,8 @@ def make_demo_bag(
         seed: noise seed of frame 0 (frame i uses ``seed + i``).
         scenes: scene names (``codedap_depth.scenes``).
         camera: camera model (default: the package's config/camera.yaml), rescaled to ``size``.
+        compressed: write the coded frames as image_transport does for the ``compressed``
+            transport: ``/camera/image_raw/compressed``, sensor_msgs/CompressedImage, PNG.
     """
     from codedap_depth.optics import synthesize_bank
     from codedap_depth.paths import share_file
@@ -283,8 +308,12 @@ def make_demo_bag(
                 view = Scene(name=name, rgb=wide.rgb[:, window], depth=wide.depth[:, window])
                 coded = simulate_capture(view, bank, noise, seed + index)
                 stamp = STAMP0_NS + round(index * 1e9 / hz)
-                writer.write(IMAGE_TOPIC, image_msg(float_to_image(coded, "rgb8"), "rgb8",
-                                                    stamp, FRAME_ID), stamp)
+                pixels = float_to_image(coded, "rgb8")
+                if compressed:
+                    writer.write(f"{IMAGE_TOPIC}/compressed",
+                                 compressed_image_msg(pixels, "rgb8", stamp, FRAME_ID), stamp)
+                else:
+                    writer.write(IMAGE_TOPIC, image_msg(pixels, "rgb8", stamp, FRAME_ID), stamp)
                 writer.write(INFO_TOPIC, camera_info_msg(K, width, height, stamp, FRAME_ID), stamp)
                 writer.write(DEPTH_GT_TOPIC, image_msg(view.depth.astype(np.float32), "32FC1",
                                                        stamp, FRAME_ID), stamp)
@@ -337,23 +366,28 @@ def read_messages(bag: str | Path, topic: str) -> Iterator[tuple[int, object]]:
 
 
 def select_image_topic(reader: Reader, bag: str | Path, topic: str | None) -> str:
-    """``topic`` if it is an Image topic of the open ``reader``; by default
-    ``/camera/image_raw`` or the only Image topic. ``ValueError`` lists the choices."""
-    images = sorted(t for t, info in reader.topics.items() if info.msgtype == IMAGE)
+    """``topic`` if it is an Image or CompressedImage topic of the open ``reader``; by default
+    ``/camera/image_raw``, its ``/compressed`` variant, or the only image topic. ``ValueError``
+    lists the choices."""
+    images = sorted(t for t, info in reader.topics.items() if info.msgtype in IMAGE_TYPES)
     if topic is None:
-        if IMAGE_TOPIC in images:
-            return IMAGE_TOPIC
+        for preferred in (IMAGE_TOPIC, f"{IMAGE_TOPIC}/compressed"):
+            if preferred in images:
+                return preferred
         if len(images) == 1:
             return images[0]
         raise ValueError(f"{bag}: choose the image topic (--topic) from {images}")
     if topic not in images:
-        raise ValueError(f"{bag}: no sensor_msgs/msg/Image topic {topic!r}; image topics: "
+        raise ValueError(f"{bag}: no Image or CompressedImage topic {topic!r}; image topics: "
                          f"{images}")
     return topic
 
 
-def _sibling(topic: str, name: str) -> str:
-    return topic.rsplit("/", 1)[0] + "/" + name
+def sibling(topic: str, name: str) -> str:
+    """The topic ``name`` beside image ``topic``: ``/cam/image_raw`` and
+    ``/cam/image_raw/compressed`` both give ``/cam/<name>``."""
+    base = topic.removesuffix("/compressed")
+    return base.rsplit("/", 1)[0] + "/" + name
 
 
 def read_frames(bag: str | Path, topic: str | None = None) -> Iterator[BagFrame]:
@@ -365,7 +399,7 @@ def read_frames(bag: str | Path, topic: str | None = None) -> Iterator[BagFrame]
     """
     with Reader(bag) as reader:
         topic = select_image_topic(reader, bag, topic)
-        extras = {role: _sibling(topic, role) for role in ("depth_gt", "aif_gt", "camera_info")}
+        extras = {role: sibling(topic, role) for role in ("depth_gt", "aif_gt", "camera_info")}
         index: dict[str, dict[int, tuple[str, bytes]]] = {role: {} for role in extras}
         extra_conns = [c for c in reader.connections if c.topic in extras.values()]
         # (an empty connection list would mean "all messages" to rosbags)
@@ -383,12 +417,13 @@ def read_frames(bag: str | Path, topic: str | None = None) -> Iterator[BagFrame]
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
             stamp = stamp_ns(msg)
             depth_msg, aif_msg, info = (extra(r, stamp) for r in extras)
+            pixels, encoding = decode_any_image(msg, conn.msgtype)
             K = None
             if info is not None and info.k[0] > 0:
                 K = bin_intrinsics(np.asarray(info.k).reshape(3, 3), max(1, int(info.binning_x)))
             yield BagFrame(
-                index=i, stamp_ns=stamp, frame_id=msg.header.frame_id, encoding=msg.encoding,
-                pixels=decode_image_msg(msg), K=K,
+                index=i, stamp_ns=stamp, frame_id=msg.header.frame_id, encoding=encoding,
+                pixels=pixels, K=K,
                 depth_gt=None if depth_msg is None else decode_image_msg(depth_msg),
                 aif_gt=None if aif_msg is None else image_to_float(decode_image_msg(aif_msg),
                                                                     aif_msg.encoding),
@@ -533,15 +568,16 @@ def _write_outputs(writer: BagWriter, namespace: str, frame: BagFrame, depth: np
     """The node's output topics for one frame, same stamp and frame_id as the input."""
     stamp, frame_id = frame.stamp_ns, frame.frame_id
     height, width = depth.shape
-    aif_encoding = "mono8" if frame.encoding in MONO_ENCODINGS else "rgb8"
+    aif_encoding = display_encoding(aif)
     writer.write(f"{namespace}/depth/image", image_msg(depth, "32FC1", stamp, frame_id), stamp)
     writer.write(f"{namespace}/depth/uncertainty", image_msg(sigma, "32FC1", stamp, frame_id),
                  stamp)
     aif_pixels = float_to_image(aif, aif_encoding)
     writer.write(f"{namespace}/aif/image", image_msg(aif_pixels, aif_encoding, stamp, frame_id),
                  stamp)
-    writer.write(f"{namespace}/depth/camera_info",
-                 camera_info_msg(K, width, height, stamp, frame_id), stamp)
+    for name in ("depth/camera_info", "aif/camera_info"):
+        writer.write(f"{namespace}/{name}", camera_info_msg(K, width, height, stamp, frame_id),
+                     stamp)
     cloud = pack_cloud(depth, K, float_to_image(aif, "rgb8"), sigma=sigma)
     writer.write(f"{namespace}/points", cloud_msg(cloud, stamp, frame_id), stamp)
 
@@ -587,6 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--hz", type=float, default=5.0, help="frame rate of the stamps")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--camera", type=Path, help="camera YAML (default config/camera.yaml)")
+    make.add_argument("--compressed", action="store_true",
+                      help="frames as CompressedImage (PNG) on /camera/image_raw/compressed")
 
     play = sub.add_parser("play", help="publish a bag's image topic into ROS 2")
     play.add_argument("bag", type=Path)
@@ -626,7 +664,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             camera = load_camera(args.camera) if args.camera else None
             made = make_demo_bag(args.out, storage=args.storage, frames=args.frames,
                                  size=args.size, noise=args.noise, hz=args.hz, seed=args.seed,
-                                 camera=camera)
+                                 camera=camera, compressed=args.compressed)
             print(f"wrote {made.path}: {made.frames} frames {made.size[0]}x{made.size[1]} "
                   f"({', '.join(sorted(set(made.scenes)))}), {args.storage}")
             return 0

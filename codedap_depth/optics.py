@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -344,7 +345,8 @@ def load_bank(path: str | Path) -> PSFBank:
         raise BankFormatError(
             f"{path}: pickled object arrays are not allowed in a PSF bank ({err})"
         ) from err
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        # a bad CRC or a broken compressed member surfaces only when the member is read
         raise BankFormatError(f"{path}: not a readable .npz archive ({err})") from err
     for key in ("psfs", "depths"):
         if key not in contents:

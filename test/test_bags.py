@@ -127,7 +127,7 @@ def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
         counts = Counter(conn.topic for conn, _, _ in reader.messages())
     assert counts == {f"/camera/{t}": FRAMES for t in ("depth/image", "depth/uncertainty",
                                                        "aif/image", "depth/camera_info",
-                                                       "points")}
+                                                       "aif/camera_info", "points")}
     depths = list(read_frames(output, "/camera/depth/image"))
     assert [d.stamp_ns for d in depths] == [f.stamp_ns for f in read_frames(bag)]
     assert depths[0].encoding == "32FC1" and not np.any(depths[0].pixels == 0)
@@ -145,8 +145,33 @@ def test_eval_errors_are_reported_not_raised(tmp_path, made, capsys) -> None:
     assert "nope" in capsys.readouterr().err
     assert cli_main(["eval", str(made[1]), "--out", str(tmp_path / "o2"), "--method",
                      "classical", "--topic", "/camera/depth"]) == 2
-    assert "no sensor_msgs/msg/Image topic '/camera/depth'" in capsys.readouterr().err
+    assert "no Image or CompressedImage topic '/camera/depth'" in capsys.readouterr().err
     assert cli_main(["eval", str(made[1]), "--out", str(tmp_path / "o3"), "--method",
                      "classical", "--binning", "3"]) == 2
     assert "smaller than the 21 px PSF" in capsys.readouterr().err  # 21x16 px after binning
     assert cli_main(["make", "--out", str(made[1])]) == 2  # exists: never overwritten
+
+
+def test_compressed_bags_read_like_raw_ones(made, tmp_path) -> None:
+    """``bag make --compressed`` writes PNG CompressedImage frames (image_transport layout);
+    ``read_frames`` and ``bag eval`` read them with the same pixels as the raw bag."""
+    storage, raw_bag = made
+    bag = tmp_path / "compressed"
+    assert cli_main(["make", "--out", str(bag), "--storage", storage, "--frames", str(FRAMES),
+                     "--size", f"{SIZE[0]}x{SIZE[1]}", "--noise", "0.01", "--compressed"]) == 0
+    with Reader(bag) as reader:
+        assert reader.topics["/camera/image_raw/compressed"].msgtype == \
+            "sensor_msgs/msg/CompressedImage"
+        assert "/camera/image_raw" not in reader.topics
+    frames, raw = list(read_frames(bag)), list(read_frames(raw_bag))
+    assert [f.stamp_ns for f in frames] == [f.stamp_ns for f in raw]
+    for frame, reference in zip(frames, raw, strict=True):
+        assert frame.encoding == "rgb8" and frame.K is not None and frame.depth_gt is not None
+        np.testing.assert_array_equal(frame.pixels, reference.pixels)
+    _, msg = next(read_messages(bag, "/camera/image_raw/compressed"))
+    assert msg.format == "rgb8; png compressed rgb8"
+    out = tmp_path / "eval"
+    assert cli_main(["eval", str(bag), "--out", str(out), "--method", "classical",
+                     "--max-frames", "1"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["frames"] == 1 and 0 < report["rows"][0]["depth_absrel"] < 5

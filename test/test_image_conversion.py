@@ -97,8 +97,8 @@ def test_float_intensity_round_trip_within_a_level() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"encoding": "yuv422"}, "unsupported image encoding 'yuv422'"),
-        ({"encoding": "bayer_rggb8"}, "supported: mono8"),
+        ({"encoding": "nv21"}, "unsupported image encoding 'nv21'"),
+        ({"encoding": "8UC4"}, "supported: mono8"),
         ({"data": bytes(4 * 6 * 3 - 1)}, "truncated"),
         ({"data": bytes(4 * 6 * 3 + 6)}, "step is probably wrong"),
         ({"step": 6, "data": bytes(24)}, "step 6 is smaller than width"),
@@ -123,7 +123,7 @@ def test_encode_errors() -> None:
     with pytest.raises(ValueError, match="smaller than a row"):
         encode_image(np.zeros((2, 2), np.uint16), "mono16", step=3)
     with pytest.raises(ValueError, match="unsupported"):
-        encode_image(np.zeros((2, 2), np.uint8), "8UC1")
+        encode_image(np.zeros((2, 2), np.uint8), "nv21")
 
 
 def test_nan_and_inf_in_float_images_are_rejected() -> None:

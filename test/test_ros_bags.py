@@ -61,6 +61,37 @@ def test_bag_play_publishes_the_recorded_frames(ros, small_bag) -> None:
     assert gaps.min() > 0.25 and np.median(gaps) == pytest.approx(0.4, abs=0.1)
 
 
+def test_bag_play_publishes_compressed_frames(ros, tmp_path) -> None:
+    """A bag recorded with the compressed transport replays as CompressedImage, camera_info
+    beside the base topic (``/replay/camera_info`` for ``/replay/image_raw/compressed``)."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import CameraInfo, CompressedImage
+
+    from codedap_depth.image_codec import decode_compressed
+
+    bag = tmp_path / "compressed"
+    make_demo_bag(bag, storage="mcap", frames=3, size=(64, 48), hz=5.0, compressed=True)
+    node = ros.add(Node("compressed_listener", context=ros.context))
+    images, infos = [], []
+    history = QoSProfile(depth=20)
+    node.create_subscription(CompressedImage, "/replay/image_raw/compressed", images.append,
+                             history)
+    node.create_subscription(CameraInfo, "/replay/camera_info", infos.append, history)
+    player = subprocess.run(
+        [sys.executable, "-m", "codedap_depth.bags", "play", str(bag), "--hz", "10",
+         "--publish-as", "/replay/image_raw/compressed", "--wait", "20"],
+        capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+    )
+    assert player.returncode == 0, player.stderr
+    deadline = time.monotonic() + 5
+    while (len(images) < 3 or len(infos) < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(images) == 3 and len(infos) == 3
+    for msg, frame in zip(images, read_frames(bag), strict=True):
+        np.testing.assert_array_equal(decode_compressed(msg.data).pixels, frame.pixels)
+
+
 def test_demo_runs_end_to_end(tmp_path) -> None:
     out = tmp_path / "demo_out"
     demo = subprocess.run(

@@ -3,7 +3,8 @@
 
 The node runs as its own process, started like a user would (``codedap-depth node --params``)
 with a 64x48 working camera and the classical method; a probe node in this process publishes
-coded frames (128x96 raw, binning 2) and checks every output against design.md section 6.
+coded frames (128x96 raw, binning 2) and checks every output against the documented layout
+(README, node outputs).
 """
 
 from __future__ import annotations
@@ -12,213 +13,63 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from ros_helpers import (
+    MAX_DEPTH,
+    MIN_DEPTH,
+    NS,
+    OUTPUTS,
+    REPO,
+    WORK,
+    Probe,
+    coded_capture,
+    rgb_frame,
+    send_camera_info,
+    start_node,
+    stop_node,
+    wait_until_matched,
+    write_setup,
+)
 
 from codedap_depth.pipeline import DEFAULT_STEPS
-
-REPO = Path(__file__).resolve().parents[1]
-NS = "/rt"
-RAW = (128, 96)  # width, height of the published frames
-WORK = (64, 48)  # after binning 2
-MIN_DEPTH, MAX_DEPTH = 0.5, 2.5
-K_RAW = np.array([[200.0, 0.0, 63.5], [0.0, 200.0, 47.5], [0.0, 0.0, 1.0]])
-OUTPUTS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points")
-CAMERA_YAML = """\
-focal_length: 0.016
-f_number: 2.0
-focus_distance: 0.45
-pixel_pitch: {pitch}
-width: {width}
-height: {height}
-near: 0.5
-far: 5.0
-num_depths: 8
-psf_size: 9
-"""
-
 
 # --- fixtures -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def setup_files(tmp_path_factory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("node")
-    files = {}
-    for name, (width, height) in (("raw", RAW), ("work", WORK)):
-        files[name] = tmp / f"camera_{name}.yaml"
-        pitch = 15e-6 * 320 / width
-        files[name].write_text(CAMERA_YAML.format(pitch=pitch, width=width, height=height))
-    params = yaml.safe_load((REPO / "config" / "params.yaml").read_text())
-    values = next(iter(params.values()))["ros__parameters"]
-    values.update(camera_file=str(files["work"]), method="classical", binning=2, cpu_threads=1,
-                  min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
-    files["params"] = tmp / "params.yaml"
-    files["params"].write_text(yaml.safe_dump(params))
-    files["log"] = tmp / "node.log"
-    return files
+    return write_setup(tmp_path_factory.mktemp("node"))
 
 
 @pytest.fixture(scope="module")
 def coded(setup_files) -> np.ndarray:
     """A simulated coded capture of the motorcycle scene, rgb8 [96, 128, 3]."""
-    from codedap_depth.image_codec import float_to_image
-    from codedap_depth.optics import load_camera, synthesize_bank
-    from codedap_depth.scenes import load_scene
-    from codedap_depth.simulate import simulate_capture
-
-    camera = load_camera(setup_files["raw"])
-    scene = load_scene("motorcycle", (camera.near, camera.far), RAW)
-    return float_to_image(simulate_capture(scene, synthesize_bank(camera), 0.01, 0), "rgb8")
+    return coded_capture(setup_files["raw"])
 
 
 @pytest.fixture(scope="module")
 def node_process(setup_files):
     """``codedap-depth node --params FILE`` in namespace /rt, stopped with SIGINT at the end."""
-    log = open(setup_files["log"], "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codedap_depth.ros.node", "--params", str(setup_files["params"]),
-         "--ros-args", "-r", f"__ns:={NS}"],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-    )
+    proc = start_node(setup_files)
     yield proc
-    from codedap_depth.ros.session import stop_process
-
-    stop_process(proc)
-    log.close()
-    assert proc.returncode == 0, setup_files["log"].read_text()[-3000:]
+    stop_node(proc, setup_files)
 
 
-class Probe:
-    """Publishes frames to the node and collects its outputs (reliable subscribers)."""
-
-    def __init__(self, ros) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.node import Node
-        from rclpy.parameter_client import AsyncParameterClient
-        from rclpy.qos import QoSProfile
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-
-        self.node = ros.add(Node("probe", context=ros.context))
-        history = QoSProfile(depth=100)
-        self.image_pub = self.node.create_publisher(Image, f"{NS}/image_raw", history)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{NS}/camera_info", history)
-        self.lock = threading.Condition()
-        self.received: dict[str, list] = {topic: [] for topic in OUTPUTS}
-        self.diagnostics: list[dict[str, str]] = []
-        types = (Image, Image, Image, CameraInfo, PointCloud2)
-        for topic, kind in zip(OUTPUTS, types, strict=True):
-            self.node.create_subscription(kind, f"{NS}/{topic}",
-                                          lambda msg, t=topic: self._store(t, msg), history)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, history)
-        self.params = AsyncParameterClient(self.node, f"{NS}/codedap_depth")
-
-    def _store(self, topic: str, msg) -> None:
-        with self.lock:
-            self.received[topic].append(msg)
-            self.lock.notify_all()
-
-    def _on_diag(self, msg) -> None:
-        for status in msg.status:
-            if status.name.startswith("codedap_depth"):
-                with self.lock:
-                    values = {kv.key: kv.value for kv in status.values}
-                    values["_level"] = int.from_bytes(status.level, "little")
-                    values["_message"] = status.message
-                    self.diagnostics.append(values)
-                    self.lock.notify_all()
-
-    def wait(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while not (result := predicate()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-                self.lock.wait(min(remaining, 0.05))  # futures do not notify
-        return result
-
-    def outputs_for(self, sec: int, nanosec: int = 0) -> dict[str, object]:
-        """Output messages whose stamp is (sec, nanosec), by topic (only those received)."""
-        return {
-            topic: msg for topic, msgs in self.received.items() for msg in msgs
-            if (msg.header.stamp.sec, msg.header.stamp.nanosec) == (sec, nanosec)
-        }
-
-    def wait_outputs(self, sec: int, topics=OUTPUTS, timeout: float = 30.0) -> dict:
-        return self.wait(lambda: (o := self.outputs_for(sec)) and set(topics) <= set(o) and o,
-                         timeout, f"outputs {topics} of stamp {sec}")
-
-    def next_diagnostics(self, timeout: float = 5.0) -> dict[str, str]:
-        with self.lock:
-            count = len(self.diagnostics)
-        return self.wait(lambda: len(self.diagnostics) > count and self.diagnostics[-1],
-                         timeout, "diagnostics")
-
-    def publish(self, msg, sec: int, frame_id: str = "cam_optical") -> None:
-        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, 0
-        msg.header.frame_id = frame_id
-        self.image_pub.publish(msg)
-
-    def set_parameters(self, **values) -> list:
-        """Results (successful, reason) of one SetParameters call."""
-        from rclpy.parameter import Parameter
-
-        future = self.params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-        self.wait(future.done, 10.0, "set_parameters")
-        return list(future.result().results)
-
-    def get_parameters(self, *names: str, timeout: float = 10.0) -> list:
-        from rclpy.parameter import parameter_value_to_python
-
-        future = self.params.get_parameters(list(names))
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                pytest.fail(f"get_parameters took longer than {timeout} s")
-            time.sleep(0.01)
-        return [parameter_value_to_python(v) for v in future.result().values]
+def node_log(probe: Probe) -> str:
+    return probe.log_path.read_text()
 
 
 @pytest.fixture(scope="module")
 def probe(ros, node_process, setup_files) -> Probe:
-    probe = Probe(ros)
-    deadline = time.monotonic() + 60
-    def matched() -> bool:
-        return (probe.image_pub.get_subscription_count() > 0
-                and probe.info_pub.get_subscription_count() > 0 and bool(probe.diagnostics)
-                and all(probe.node.count_publishers(f"{NS}/{t}") for t in OUTPUTS))
-
-    while not matched():
-        if node_process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("node did not come up:\n" + setup_files["log"].read_text()[-3000:])
-        time.sleep(0.1)
-    time.sleep(0.5)  # discovery is two-sided: let the node match our publishers too
+    probe = Probe(ros, log_path=setup_files["log"])
+    wait_until_matched(probe, node_process, setup_files["log"])
     assert probe.params.wait_for_services(timeout_sec=10)
     return probe
-
-
-def rgb_frame(coded: np.ndarray):
-    from codedap_depth.ros.image_conversion import array_to_imgmsg
-
-    return array_to_imgmsg(coded, "rgb8")
-
-
-def send_camera_info(probe: Probe) -> None:
-    from sensor_msgs.msg import CameraInfo
-
-    info = CameraInfo(width=RAW[0], height=RAW[1], distortion_model="plumb_bob")
-    info.header.frame_id = "cam_optical"
-    info.k = K_RAW.reshape(-1).tolist()
-    info.d = [0.1, 0.0, 0.0, 0.0, 0.0]
-    for _ in range(3):  # best-effort subscription: send a few times
-        probe.info_pub.publish(info)
-        time.sleep(0.05)
 
 
 # --- outputs --------------------------------------------------------------------------------
@@ -231,6 +82,18 @@ def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded
     send_camera_info(probe)
     probe.publish(rgb_frame(coded), sec=100)
     out = probe.wait_outputs(100)
+    # the node's first frame is a warm-up: counted, logged, kept out of the latency statistics
+    first = probe.wait(lambda: probe.diagnostics[-1]["frames_out"] == "1"
+                       and probe.diagnostics[-1], 5.0, "diagnostics after the first frame")
+    assert first["warmup_frames"] == "1" and float(first["warmup_ms"]) > 0, first
+    assert first["latency_ms"] == "nan" and first["latency_p95_ms"] == "nan", first
+    assert "warm-up frame (64x48, classical on cpu)" in node_log(probe)
+    probe.publish(rgb_frame(coded), sec=101)
+    probe.wait_outputs(101, topics=("depth/image",))
+    steady = probe.wait(lambda: probe.diagnostics[-1]["frames_out"] == "2"
+                        and probe.diagnostics[-1], 5.0, "diagnostics after the second frame")
+    assert steady["warmup_frames"] == "1" and float(steady["latency_ms"]) > 0, steady
+    assert float(steady["latency_p50_ms"]) == float(steady["latency_max_ms"]) > 0
     for topic, msg in out.items():
         assert msg.header.frame_id == "cam_optical", topic
         assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (100, 0), topic
@@ -251,6 +114,7 @@ def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded
     assert np.all(np.isnan(sigma[~valid])) and np.all(sigma[valid] >= 0)
 
     info = out["depth/camera_info"]
+    assert out["aif/camera_info"] == info  # rtabmap / point_cloud_xyzrgb want one beside aif
     assert (info.width, info.height) == WORK
     K = np.array(info.k).reshape(3, 3)
     # binning 2: f/2 and c' = (c + 0.5) / 2 - 0.5
@@ -410,7 +274,7 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     lost = int(after["lost_frames"]) - int(before["lost_frames"])
     print(f"burst: sent {len(sent)}, node got {frames_in}: {frames_out} out, {dropped} dropped, "
           f"{bad} bad; DDS reported {lost} lost; RSS {[round(r, 1) for r in rss]} MB")
-    # Best effort + keep-last 5: what DDS discards before the callback is reported as lost
+    # Reliable keep-last 1: what DDS replaces before the callback is reported as lost
     # (where DDS notices); everything that reaches the node is accounted for.
     assert frames_in >= 100, f"only {frames_in} of {len(sent)} frames reached the node"
     assert frames_in == frames_out + dropped + bad, after
@@ -420,18 +284,149 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     assert rss[-1] - rss[1] < 8, rss
 
 
-def test_image_input_is_best_effort_and_outputs_reliable(probe: Probe) -> None:
+def test_image_input_is_reliable_camera_info_best_effort_outputs_reliable(probe: Probe) -> None:
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
-    (sub,) = [i for i in probe.node.get_subscriptions_info_by_topic(f"{NS}/image_raw")
-              if i.node_name == "codedap_depth"]
-    assert sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    def subscription(topic: str):
+        (sub,) = [i for i in probe.node.get_subscriptions_info_by_topic(f"{NS}/{topic}")
+                  if i.node_name == "codedap_depth"]
+        return sub.qos_profile
+
+    assert subscription("image_raw").reliability == ReliabilityPolicy.RELIABLE
+    assert subscription("camera_info").reliability == ReliabilityPolicy.BEST_EFFORT
     for topic in OUTPUTS:
         (pub,) = probe.node.get_publishers_info_by_topic(f"{NS}/{topic}")
         assert pub.qos_profile.reliability == ReliabilityPolicy.RELIABLE, topic
         assert pub.qos_profile.durability == DurabilityPolicy.VOLATILE, topic
         assert pub.qos_profile.history in (HistoryPolicy.KEEP_LAST, HistoryPolicy.UNKNOWN)
         assert pub.qos_profile.depth in (1, 0), topic  # DDS may not report the depth
+
+
+@pytest.mark.parametrize(("scale", "binning"), [(5, 10), (10, 20)], ids=["640x480", "1280x960"])
+def test_large_frames_arrive_with_the_default_input_qos(probe: Probe, coded, scale: int,
+                                                        binning: int) -> None:
+    """0.9 MB and 3.7 MB rgb8 frames: lost for good by a best-effort reader on FastDDS, so the
+    input is reliable by default."""
+    from codedap_depth.ros.image_conversion import array_to_imgmsg
+
+    frame = np.repeat(np.repeat(coded, scale, axis=0), scale, axis=1)
+    assert frame.shape[:2] == (96 * scale, 128 * scale)
+    assert all(r.successful for r in probe.set_parameters(binning=binning))
+    try:
+        sec = 400 + scale
+        probe.publish(array_to_imgmsg(frame, "rgb8"), sec=sec)
+        out = probe.wait_outputs(sec, topics=("depth/image", "depth/camera_info"), timeout=60)
+        assert (out["depth/image"].width, out["depth/image"].height) == WORK
+    finally:
+        assert all(r.successful for r in probe.set_parameters(binning=2))
+
+
+def test_best_effort_camera_is_reported_as_incompatible(probe: Probe) -> None:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    before = int(probe.next_diagnostics()["incompatible_publishers"])
+    publisher = probe.node.create_publisher(
+        Image, f"{NS}/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    try:
+        probe.wait(lambda: int(probe.diagnostics[-1]["incompatible_publishers"]) > before,
+                   15.0, "the incompatible publisher to be counted")
+    finally:
+        probe.node.destroy_publisher(publisher)
+    assert (f"qos_overrides.{NS}/image_raw.subscription.reliability:=best_effort"
+            in node_log(probe))
+
+
+def test_distorted_camera_info_is_refused_counted_and_throttled(probe: Probe, coded) -> None:
+    before = probe.next_diagnostics()
+    log_before = node_log(probe).count("refusing camera_info")
+    try:
+        send_camera_info(probe, d=(0.1, -0.05, 0.0, 0.0, 0.0))
+        for sec in range(700, 704):
+            send_camera_info(probe, d=(0.1, -0.05, 0.0, 0.0, 0.0))
+            probe.publish(rgb_frame(coded), sec=sec)
+            time.sleep(0.1)
+        status = probe.wait(
+            lambda: int(probe.diagnostics[-1]["bad_frames"]) >= int(before["bad_frames"]) + 4
+            and probe.diagnostics[-1], 15.0, "frames refused for distortion")
+        assert int(status["bad_camera_info"]) > int(before["bad_camera_info"]), status
+        assert "lens distortion" in status["last_error"] and "image_rect" in status["last_error"]
+        assert status["_level"] == 1
+        assert all(probe.outputs_for(sec) == {} for sec in range(700, 704))
+        refusals = node_log(probe).count("refusing camera_info") - log_before
+        assert 1 <= refusals <= 2, f"{refusals} log lines for 15 refusals in 0.4 s (throttled)"
+    finally:
+        send_camera_info(probe)
+    time.sleep(0.2)
+    probe.publish(rgb_frame(coded), sec=705)
+    probe.wait_outputs(705)
+
+
+def encoded_frames(coded: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
+    """The rgb8 capture in every raw encoding: name -> (pixels, output AIF encoding)."""
+    from helpers import mosaic, to_yuv422
+
+    wide = coded.astype(np.uint16) * 257
+    grey = np.rint(coded.mean(axis=-1)).astype(np.uint8)
+    return {
+        "bayer_rggb8": (mosaic(coded, "rggb"), "rgb8"),
+        "bayer_gbrg16": (mosaic(wide, "gbrg"), "rgb8"),
+        "yuv422": (to_yuv422(coded, "yuv422"), "rgb8"),
+        "yuv422_yuy2": (to_yuv422(coded, "yuv422_yuy2"), "rgb8"),
+        "rgb16": (wide, "rgb8"),
+        "bgr16": (wide[..., ::-1].copy(), "rgb8"),
+        "8UC3": (coded[..., ::-1].copy(), "rgb8"),
+        "8UC1": (grey, "mono8"),
+        "16UC1": (grey.astype(np.uint16) * 257, "mono8"),
+    }
+
+
+def decoded_depth(msg) -> np.ndarray:
+    from codedap_depth.image_codec import decode_image
+
+    return decode_image("32FC1", msg.height, msg.width, msg.step, msg.data,
+                        bool(msg.is_bigendian))
+
+
+def test_raw_encodings_are_reconstructed(probe: Probe, coded) -> None:
+    """Bayer, YUV and the integer encodings give the depth of the same scene sent as rgb8."""
+    from codedap_depth.ros.image_conversion import array_to_imgmsg
+
+    probe.publish(rgb_frame(coded), sec=800)
+    reference = decoded_depth(probe.wait_outputs(800, topics=("depth/image",))["depth/image"])
+    for i, (encoding, (pixels, aif_encoding)) in enumerate(encoded_frames(coded).items()):
+        sec = 801 + i
+        probe.publish(array_to_imgmsg(pixels, encoding), sec=sec)
+        out = probe.wait_outputs(sec, topics=("depth/image", "aif/image", "points"))
+        assert out["aif/image"].encoding == aif_encoding, encoding
+        depth = decoded_depth(out["depth/image"])
+        both = np.isfinite(depth) & np.isfinite(reference)
+        assert both.mean() > 0.5, encoding
+        error = np.median(np.abs(depth[both] - reference[both]) / reference[both])
+        print(f"{encoding}: median relative depth difference to rgb8 {error:.3f}")
+        limit = 0.0 if encoding in ("rgb16", "bgr16", "8UC3") else 0.1
+        assert error <= limit, (encoding, error)
+
+
+def test_bayer_pattern_parameter_fixes_a_mislabelled_driver(probe: Probe, coded) -> None:
+    from helpers import mosaic
+
+    from codedap_depth.ros.image_conversion import array_to_imgmsg
+
+    raw = mosaic(coded, "grbg")
+    probe.publish(array_to_imgmsg(raw, "bayer_grbg8"), sec=850)
+    right = decoded_depth(probe.wait_outputs(850, topics=("depth/image",))["depth/image"])
+    assert all(r.successful for r in probe.set_parameters(bayer_pattern="grbg"))
+    try:
+        for sec, label in ((851, "bayer_rggb8"), (852, "mono8")):
+            probe.publish(array_to_imgmsg(raw, label), sec=sec)
+            out = probe.wait_outputs(sec, topics=("depth/image", "aif/image"))
+            assert out["aif/image"].encoding == "rgb8", label
+            np.testing.assert_array_equal(decoded_depth(out["depth/image"]), right)
+        (bad,) = probe.set_parameters(bayer_pattern="rgbg")
+        assert not bad.successful and "bayer_pattern must be empty or one of" in bad.reason
+    finally:
+        assert all(r.successful for r in probe.set_parameters(bayer_pattern=""))
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -443,7 +438,7 @@ def bad_frames(coded: np.ndarray) -> list[tuple[str, object, str]]:
     from codedap_depth.ros.image_conversion import array_to_imgmsg
 
     wrong_encoding = rgb_frame(coded)
-    wrong_encoding.encoding = "yuv422"
+    wrong_encoding.encoding = "nv21"
     truncated = rgb_frame(coded)
     truncated.data = truncated.data[: len(truncated.data) // 2]
     grey = coded.mean(axis=-1).astype(np.float32) / 255
@@ -451,13 +446,14 @@ def bad_frames(coded: np.ndarray) -> list[tuple[str, object, str]]:
     with_nan[10, 10] = np.nan
     with_inf[20, 30] = np.inf
     return [
-        ("wrong encoding", wrong_encoding, "unsupported image encoding 'yuv422'"),
+        ("wrong encoding", wrong_encoding, "unsupported image encoding 'nv21'"),
         ("wrong size", array_to_imgmsg(coded[:80, :100].copy(), "rgb8"),
          "camera model expects 64x48"),
         ("truncated", truncated, "truncated"),
         ("NaN", array_to_imgmsg(with_nan, "32FC1"), "NaN/Inf"),
         ("Inf", array_to_imgmsg(with_inf, "32FC1"), "NaN/Inf"),
         ("empty", Image(encoding="rgb8"), "empty image"),
+        ("0-255 float", array_to_imgmsg(grey * 255, "32FC1"), "must lie in [0, 1]"),
     ]
 
 
@@ -472,7 +468,7 @@ def test_bad_frames_are_counted_and_the_next_good_one_is_processed(probe: Probe,
         status = probe.wait(lambda c=count: bad_status(probe, c), 10.0, f"{name} counted")
         assert reason in status["last_error"], (name, status["last_error"])
         assert status["_level"] == 1, "WARN after a bad frame"
-        good = good_float if name in ("NaN", "Inf") else rgb_frame(coded)
+        good = good_float if name in ("NaN", "Inf", "0-255 float") else rgb_frame(coded)
         probe.publish(good, sec=good_sec)
         probe.wait_outputs(good_sec, topics=("depth/image", "aif/image"), timeout=30)
         assert probe.outputs_for(bad_sec) == {}, name

@@ -31,10 +31,32 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     np.savez(unnormalised, psfs=psfs, depths=np.array([1, 2, 3, 4], np.float32))
     garbage = tmp / "garbage.npz"
     garbage.write_bytes(b"this is not a zip archive")
+    bad_crc, bad_deflate = corrupt_archives(tmp)
     bad_yaml = tmp / "broken_params.yaml"
     bad_yaml.write_text("codedap_depth: [\n")
     return {"unnormalised": unnormalised, "garbage": garbage, "bad_yaml": bad_yaml,
+            "bad_crc": bad_crc, "bad_deflate": bad_deflate,
             "missing": tmp / "missing.npz", "missing_yaml": tmp / "missing.yaml"}
+
+
+def corrupt_archives(tmp: Path) -> tuple[Path, Path]:
+    """A valid bank with one data byte flipped (stored member: bad CRC-32), and a compressed
+    bank with its deflate stream damaged; both still pass ``zipfile.is_zipfile``."""
+    import zipfile
+
+    psfs = np.full((4, 1, 5, 5), 1 / 25, np.float32)
+    depths = np.array([1, 2, 3, 4], np.float32)
+    stored, deflated = tmp / "bad_crc.npz", tmp / "bad_deflate.npz"
+    np.savez(stored, psfs=psfs, depths=depths)
+    np.savez_compressed(deflated, psfs=np.random.default_rng(0).random(psfs.shape), depths=depths)
+    for path, offset in ((stored, 200), (deflated, 40)):
+        data = bytearray(path.read_bytes())
+        start = data.index(b"psfs.npy") + len(b"psfs.npy")  # the first member's data
+        for i in range(start + offset, start + offset + 16):
+            data[i] ^= 0x5A
+        path.write_bytes(bytes(data))
+        assert zipfile.is_zipfile(path)
+    return stored, deflated
 
 
 def fatal_cases(files: dict[str, Path]) -> list[tuple[list[str], list[str]]]:
@@ -46,6 +68,10 @@ def fatal_cases(files: dict[str, Path]) -> list[tuple[list[str], list[str]]]:
          [str(files["unnormalised"]), "sum to 1"]),
         (node + ["--ros-args", "-p", f"psf_file:={files['garbage']}"],
          [str(files["garbage"])]),
+        (node + ["--ros-args", "-p", f"psf_file:={files['bad_crc']}"],
+         [str(files["bad_crc"]), "Bad CRC-32"]),
+        (node + ["--ros-args", "-p", f"psf_file:={files['bad_deflate']}"],
+         [str(files["bad_deflate"]), "decompressing"]),
         (node + ["--ros-args", "-p", f"camera_file:={files['missing_yaml']}"],
          [str(files["missing_yaml"]), "cannot read camera file"]),
         (node + ["--params", str(files["missing_yaml"])],
@@ -53,6 +79,8 @@ def fatal_cases(files: dict[str, Path]) -> list[tuple[list[str], list[str]]]:
         (node + ["--params", str(files["bad_yaml"])],
          [str(files["bad_yaml"]), "bad ROS arguments"]),
         (node + ["--ros-args", "-p", "method:=magic"], ["method must be one of"]),
+        (node + ["--ros-args", "-p", "qos_overrides./image_raw.subscription.reliability:=foo"],
+         ["invalid QoS override", "reliability", "foo"]),
     ]
 
 
@@ -97,9 +125,10 @@ def test_launch_file_declares_its_arguments_and_uses_params_yaml() -> None:
         call.args[0].value for call in ast.walk(tree)
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument"
     }
-    assert {"params_file", "namespace", "image_topic"} <= declared
+    assert {"params_file", "namespace", "image_topic", "lifecycle"} <= declared
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
-    assert {"config", "params.yaml", "depth_node", "codedap_depth", "image_raw"} <= strings
+    assert {"config", "params.yaml", "depth_node", "codedap_depth", "image_raw",
+            "--lifecycle"} <= strings
     assert (REPO / "config" / "params.yaml").is_file()
 
 

@@ -37,6 +37,22 @@ def input_intrinsics(info: CameraInfo, width: int, height: int) -> np.ndarray:
     return bin_intrinsics(K, bx)
 
 
+def distortion_problem(info: CameraInfo) -> str | None:
+    """Why ``info`` cannot describe the node's input, or None if it can.
+
+    The reconstruction assumes a rectified (distortion-free pinhole) image, so any non-zero
+    coefficient in ``D`` is refused rather than dropped: the node would otherwise publish
+    outputs labelled rectified and a pinhole cloud of a distorted image.
+    """
+    coefficients = [float(c) for c in info.d]
+    if not any(coefficients):
+        return None
+    shown = ", ".join(f"{c:g}" for c in coefficients)
+    return (f"camera_info has lens distortion ({info.distortion_model or 'no model'}, "
+            f"D=[{shown}]) but the depth model needs a rectified image: feed image_rect "
+            f"(image_proc's rectify node) and its camera_info instead")
+
+
 def rectified_camera_info(header: Header, width: int, height: int, K: np.ndarray) -> CameraInfo:
     """CameraInfo of a rectified ``width`` x ``height`` image with intrinsics ``K`` (3x3, px)."""
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)

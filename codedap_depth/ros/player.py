@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Replay a bag's image topic (and the camera_info beside it) into ROS 2: ``bag play``.
 
+The image topic may be sensor_msgs/Image or sensor_msgs/CompressedImage (image_transport's
+``compressed`` transport, e.g. ``/camera/image_raw/compressed``); it goes out with its type.
+
 Messages go out as the serialized CDR stored in the bag (no decode/encode round trip), at the
 recorded log-time spacing divided by ``rate``, or at a fixed ``hz``.
 """
@@ -19,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
-from codedap_depth.bags import CAMERA_INFO, TYPESTORE, select_image_topic, stamp_ns
+from codedap_depth.bags import CAMERA_INFO, IMAGE, TYPESTORE, select_image_topic, sibling, stamp_ns
 
 #: like a camera driver: reliable (also reaches best-effort subscribers), a short history
 PLAYBACK_QOS = QoSProfile(
@@ -54,10 +57,11 @@ class PlayResult:
 class BagPlayer(Node):
     """Publishes serialized images (and optionally camera_info) on the given topics."""
 
-    def __init__(self, image_topic: str, info_topic: str | None, **kwargs) -> None:
+    def __init__(self, image_topic: str, info_topic: str | None, image_type: str = IMAGE,
+                 **kwargs) -> None:
         super().__init__("codedap_depth_bag_player", **kwargs)
-        self.image_pub = self.create_publisher(message_class("sensor_msgs/msg/Image"),
-                                               image_topic, PLAYBACK_QOS)
+        self.image_pub = self.create_publisher(message_class(image_type), image_topic,
+                                               PLAYBACK_QOS)
         self.info_pub = None
         if info_topic is not None:
             self.info_pub = self.create_publisher(message_class(CAMERA_INFO), info_topic,
@@ -124,11 +128,12 @@ def play_bag(
     try:
         with Reader(bag) as reader:
             topic = select_image_topic(reader, bag, topic)
-            info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
+            info_topic = sibling(topic, "camera_info")
             has_info = info_topic in reader.topics
             out_image = publish_as or topic
-            out_info = out_image.rsplit("/", 1)[0] + "/camera_info" if has_info else None
-            player = BagPlayer(out_image, out_info, context=context)
+            out_info = sibling(out_image, "camera_info") if has_info else None
+            player = BagPlayer(out_image, out_info, reader.topics[topic].msgtype,
+                               context=context)
             try:
                 player.wait_for_subscribers(wait_s)
                 wanted = [c for c in reader.connections if c.topic in (topic, info_topic)]

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Organised sensor_msgs/PointCloud2 from depth + colour (a thin wrapper of ``image_codec``).
 
-Layout (design.md section 6): FLOAT32 ``x, y, z`` at bytes 0, 4, 8, ``rgb`` at 16 (the bits of
+Layout (README, node outputs): FLOAT32 ``x, y, z`` at bytes 0, 4, 8, ``rgb`` at 16 (the bits of
 ``0x00RRGGBB`` reinterpreted as float32, as PCL/RViz expect), optional ``sigma`` (metres) at 20,
 ``point_step`` 32, ``height x width`` = the (strided) image grid, ``is_dense`` false, NaN points
 for invalid depth.

@@ -28,6 +28,7 @@ OUTPUT_TYPES = {
     "depth/uncertainty": "sensor_msgs/msg/Image",
     "aif/image": "sensor_msgs/msg/Image",
     "depth/camera_info": "sensor_msgs/msg/CameraInfo",
+    "aif/camera_info": "sensor_msgs/msg/CameraInfo",
     "points": "sensor_msgs/msg/PointCloud2",
 }
 
@@ -103,7 +104,7 @@ def run_node_session(
         spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
         spinner.start()
         node = subprocess.Popen(node_command, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_exit_with_parent)
+                                preexec_fn=exit_with_parent)
         try:
             _wait_for_node(node, recorder, log_path, startup_timeout_s)
             progress(f"node up after {time.monotonic() - started:.1f} s; playing {bag}")
@@ -135,7 +136,7 @@ def run_node_session(
                          returncode, time.monotonic() - started)
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """In the node's child process: ask Linux to send it SIGTERM if the demo dies, so a
     killed demo (e.g. a test timeout) leaves no node running."""
     import ctypes
