@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codedap_depth.consistency import LayerEvidence, solve_image
+from codedap_depth.consistency import depth_from_image, solve_image
 from codedap_depth.evaluation import device_name
 from codedap_depth.graphed import CapturedCall
 from codedap_depth.metrics import depth_metrics, psnr
@@ -187,8 +187,7 @@ def stage_breakdown(camera: Camera, prior: Prior, size: tuple[int, int]) -> dict
     inv = torch.full((1, 1, height, width), 1.0, device=device)
     valid, sigma = torch.ones_like(y[:, :1]), torch.tensor(0.01, device=device)
     t = torch.full((1,), 500, device=device, dtype=torch.long)
-    evidence = LayerEvidence(model, y, 0.01, sampler.gradient_sigma, sampler.window)
-    refits = steps - int(np.ceil(sampler.depth_start * steps))
+    refits = sum(1 for i in range(1, steps) if i >= sampler.depth_start * steps)
     noise = torch.randn(steps + 1, 1, 3, height, width, device=device)
     with torch.no_grad():
         stages = {
@@ -197,10 +196,10 @@ def stage_breakdown(camera: Camera, prior: Prior, size: tuple[int, int]) -> dict
                                   y, valid, sigma, noise),
             "network_ms": stage_ms(lambda a, b: prior.eps(to_prior_range(a), b), x, t) * steps,
             "image_step_ms": stage_ms(lambda a, b: solve_image(
-                model.at(b), y, valid, a, 1.0, evidence.lambda_g, sampler.cg_iterations
+                model.at(b), y, valid, a, 1.0, 0.0, sampler.cg_iterations, a
             ).image, x, inv) * steps,
-            "depth_evidence_ms": stage_ms(lambda a: evidence.cost(a, sampler.depth_mu), x)
-            * refits,
+            "depth_step_ms": stage_ms(lambda a: depth_from_image(
+                model, y, a, sampler.depth_radius, sampler.depth_eps), x) * refits,
             "warm_start_ms": stage_ms(lambda a, s: run.classical_solver(a[0], s), y, sigma),
         }
     stages["host_ms"] = stages["frame_ms"] - stages["device_ms"]

@@ -51,35 +51,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--method", choices=["auto", "dfd-dps", "dps", "classical"],
                         default="auto",
-                        help="auto: dfd-dps on CUDA when the prior weights exist, else classical")
+                        help="auto: dfd-dps when the prior weights exist, else classical")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--samples", type=int, default=1)
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames in the bag (default 8; 4 for dfd-dps on a CPU)")
     parser.add_argument("--size", default="320x240", help="WxH of the bag's frames")
     parser.add_argument("--binning", type=int, default=2)
     parser.add_argument("--noise", type=float, default=0.01, help="sensor noise sigma")
-    parser.add_argument("--hz", type=float, default=1.0, help="frame rate recorded in the bag")
+    parser.add_argument("--hz", type=float, default=None,
+                        help="frame rate recorded in the bag (default 1; 0.1 for dfd-dps on a "
+                        "CPU)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     return parser
 
 
 def _choose(method: str, device: str) -> tuple[str, str]:
+    """``auto`` picks the product, dfd-dps, on any device when the prior weights load (else
+    classical, said on stdout), and CUDA when it is available."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if method == "auto":
-        method = "classical"
-        if device.startswith("cuda"):
-            try:
-                from codedap_depth.prior import load_prior
+        method = "dfd-dps"
+        try:
+            from codedap_depth.prior import load_prior
 
-                load_prior("cpu")
-                method = "dfd-dps"
-            except (FileNotFoundError, OSError, ValueError) as err:
-                print(f"demo: prior weights unavailable ({err}); using classical")
+            load_prior("cpu")
+        except (FileNotFoundError, OSError, ValueError) as err:
+            print(f"demo: prior weights unavailable ({err}); using classical")
+            method = "classical"
     return method, device
+
+
+def _pace(args: argparse.Namespace, method: str, device: str) -> tuple[int, float]:
+    """Frames and bag rate: unless given, DFD-DPS on a CPU gets 4 frames 10 s apart (a frame
+    takes several seconds on 2 cores, so a faster bag would only be dropped while busy)."""
+    slow = method != "classical" and device == "cpu"
+    frames = args.frames if args.frames is not None else (4 if slow else 8)
+    hz = args.hz if args.hz is not None else (0.1 if slow else 1.0)
+    return frames, hz
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     width, height = (int(v) for v in args.size.lower().split("x"))
     method, device = _choose(args.method, args.device)
+    args.frames, args.hz = _pace(args, method, device)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("input_bag", "output_bag"):
         shutil.rmtree(out / stale, ignore_errors=True)
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     values = next(iter(params.values()))["ros__parameters"]
     values.update(camera_file=str(camera_file.resolve()), method=method, steps=args.steps,
                   samples=args.samples, device=device, binning=args.binning,
-                  cpu_threads=1 if device == "cpu" else 0, min_depth=working.near,
+                  cpu_threads=0, min_depth=working.near,
                   max_depth=working.far)
     # The outputs are reliable keep-last 1 (design.md). Over UDP a 600 kB cloud can overflow
     # the receive buffer and a lost sample is then only resent after a heartbeat, when keep-last
@@ -125,18 +139,25 @@ def main(argv: list[str] | None = None) -> int:
     session = run_node_session(out / "input_bag", out / "output_bag", command, out / "node.log",
                                namespace=NAMESPACE, rate=args.rate,
                                progress=lambda text: print(f"demo: {text}"))
-    summary = summarise(out, session, args.binning, method, device, args)
+    summary = summarise(out, session, args.binning, method, device, args, working)
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     return 0 if summary["frames_out"] > 0 and session.node_returncode == 0 else 1
 
 
-def summarise(out: Path, session, binning: int, method: str, device: str, args) -> dict:
-    """Match outputs to inputs by stamp, score depth, write figure.png and points.ply."""
+def summarise(out: Path, session, binning: int, method: str, device: str, args,
+              working) -> dict:
+    """Match outputs to inputs by stamp, score depth against the ground truth and against the
+    classical baseline run offline on the same binned frames (``working`` camera), write
+    figure.png and points.ply."""
     from codedap_depth.figures import panel_figure
     from codedap_depth.geometry import write_ply
     from codedap_depth.metrics import depth_metrics
+    from codedap_depth.optics import synthesize_bank
+    from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+
+    classical = Reconstructor(synthesize_bank(working), ReconstructionConfig(method="classical"))
 
     inputs = {f.stamp_ns: f for f in read_frames(out / "input_bag")}
     output_bag = out / "output_bag"
@@ -145,12 +166,16 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args) 
     arrived = {stamp: t for stamp, t in session.arrivals[f"{NAMESPACE}/depth/image"]}
     rows = []
     for stamp, depth in sorted(depths.items()):
-        gt = bin_image(inputs[stamp].depth_gt, binning, skip_nan=True)
+        frame = inputs[stamp]
+        gt = bin_image(frame.depth_gt, binning, skip_nan=True)
         metrics = depth_metrics(depth, gt)
+        baseline = depth_metrics(
+            classical(bin_image(image_to_float(frame.pixels, frame.encoding), binning)).depth, gt)
         rows.append({"stamp_ns": stamp, "latency_ms": (arrived[stamp] - published[stamp]) * 1e3,
                      "depth_absrel": metrics.absrel, "depth_rmse_m": metrics.rmse_m,
                      "depth_mae_m": metrics.mae_m, "delta1": metrics.delta1,
-                     "coverage": metrics.coverage})
+                     "coverage": metrics.coverage, "classical_depth_absrel": baseline.absrel,
+                     "classical_delta1": baseline.delta1})
     counts = {topic.removeprefix(f"{NAMESPACE}/"): len(a) for topic, a in session.arrivals.items()}
     diag = session.diagnostics
     summary = {
@@ -168,7 +193,7 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args) 
     }
     if rows:
         for key in ("latency_ms", "depth_absrel", "depth_rmse_m", "depth_mae_m", "delta1",
-                    "coverage"):
+                    "coverage", "classical_depth_absrel", "classical_delta1"):
             summary[f"mean_{key}"] = float(np.nanmean([r[key] for r in rows]))
         summary["max_latency_ms"] = float(max(r["latency_ms"] for r in rows))
         # the newest frame whose every output was recorded (a sample can be lost under load)
@@ -177,7 +202,7 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args) 
         last = max((r["stamp_ns"] for r in rows if r["stamp_ns"] in complete), default=None)
         if last is None:
             raise RuntimeError("no frame had all of its outputs recorded: see node.log")
-        _figure(out, inputs[last], depths[last], binning, panel_figure)
+        _figure(out, inputs[last], depths[last], binning, panel_figure, f"{method} on {device}")
         summary["ply_points"] = _ply(out / "points.ply", last, write_ply)
     summary["rows"] = rows
     return summary
@@ -192,15 +217,15 @@ def _frame_at(bag: Path, topic: str, stamp: int) -> np.ndarray:
     return next(f.pixels for f in read_frames(bag, topic) if f.stamp_ns == stamp)
 
 
-def _figure(out: Path, frame, depth: np.ndarray, binning: int, panel_figure) -> None:
+def _figure(out: Path, frame, depth: np.ndarray, binning: int, panel_figure, ran: str) -> None:
     stamp, bag = frame.stamp_ns, out / "output_bag"
     aif = image_to_float(_frame_at(bag, f"{NAMESPACE}/aif/image", stamp), "rgb8")
     sigma = _frame_at(bag, f"{NAMESPACE}/depth/uncertainty", stamp)
     coded = bin_image(image_to_float(frame.pixels, frame.encoding), binning)
     gt = bin_image(frame.depth_gt, binning, skip_nan=True)
     panel_figure(
-        [("coded input (binned)", coded, None), ("all-in-focus (node)", aif, None),
-         ("depth (node)", depth, "m"), ("uncertainty", sigma, "m (std)"),
+        [("coded input (binned)", coded, None), (f"all-in-focus ({ran})", aif, None),
+         (f"depth ({ran})", depth, "m"), ("uncertainty", sigma, "m (std)"),
          ("depth GT", gt, "m"), ("|error|", np.abs(depth - gt), "m (abs)")],
         out / "figure.png", depth_limits=(0.5, 5.0),
     )
@@ -235,6 +260,8 @@ def print_summary(summary: dict) -> None:
             f"  depth vs ground truth: AbsRel {summary['mean_depth_absrel']:.3f}, RMSE "
             f"{summary['mean_depth_rmse_m']:.3f} m, MAE {summary['mean_depth_mae_m']:.3f} m, "
             f"delta1 {summary['mean_delta1']:.3f}, coverage {summary['mean_coverage']:.3f}\n"
+            f"  classical on the same frames: AbsRel {summary['mean_classical_depth_absrel']:.3f}"
+            f", delta1 {summary['mean_classical_delta1']:.3f}\n"
             f"  point cloud: {summary['ply_points']} points -> points.ply"
         )
     print(f"  wall time {summary.get('wall_seconds', float('nan')):.1f} s; node exit code "

@@ -112,6 +112,9 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     for topic in ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points"):
         assert summary["outputs"][topic] == summary["frames_out"], topic
     assert 0 < summary["mean_depth_absrel"] < 5 and summary["mean_latency_ms"] > 0
+    # the same frames through classical offline: identical method, so identical depth scores
+    assert summary["mean_classical_depth_absrel"] == pytest.approx(summary["mean_depth_absrel"],
+                                                                   rel=1e-4)
     ply = (out / "points.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\n")
     assert summary["ply_points"] > 0.5 * 64 * 48
