@@ -118,12 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     values = next(iter(params.values()))["ros__parameters"]
     values.update(camera_file=str(camera_file.resolve()), method=method, steps=args.steps,
                   samples=args.samples, device=device, binning=args.binning,
-                  cpu_threads=0, min_depth=working.near,
-                  max_depth=working.far)
-    # The outputs are reliable keep-last 1 (design.md). Over UDP a 600 kB cloud can overflow
-    # the receive buffer and a lost sample is then only resent after a heartbeat, when keep-last
-    # 1 has already replaced it; a recorder wants every frame, so deepen the publishers' history
-    # through the QoS-override parameters, as a user would.
+                  cpu_threads=0, min_depth=working.near, max_depth=working.far)
+    # The outputs are reliable keep-last 1 (README, ROS 2 node). Over UDP a 600 kB cloud can
+    # overflow the receive buffer and a lost sample is then only resent after a heartbeat, when
+    # keep-last 1 has already replaced it; a recorder wants every frame, so deepen the
+    # publishers' history through the QoS-override parameters, as a user would.
     values["qos_overrides"] = {
         f"{NAMESPACE}/{topic}": {"publisher": {"depth": 10}} for topic in OUTPUT_TOPICS
     }

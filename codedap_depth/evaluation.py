@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Reconstruction outputs, metrics rows and the evaluation protocol (design.md section 8).
+"""Reconstruction outputs, metrics rows and the evaluation protocol (README, Reconstruction).
 
 Every method runs at every noise level and seed on the same simulated captures, in one run.
 """
@@ -80,7 +80,7 @@ def device_name(device: str) -> str:
 def metrics_row(
     rec: Reconstruction, gt_depth: np.ndarray | None, gt_aif: np.ndarray | None
 ) -> dict[str, float]:
-    """Depth and AIF metrics of one reconstruction (keys of design.md section 7)."""
+    """Depth and AIF metrics of one reconstruction (the ``metrics.json`` keys of the README)."""
     row: dict[str, float] = {}
     if gt_depth is not None:
         m = depth_metrics(rec.depth, gt_depth)

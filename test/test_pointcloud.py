@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Organised PointCloud2 packing: layout of design.md section 6, back-projection, rgb bits, NaN."""
+"""Organised PointCloud2 packing: the README's `points` layout, back-projection, rgb bits, NaN."""
 
 from __future__ import annotations
 
