@@ -40,7 +40,12 @@ from codedap_depth.forward import LayeredBlur, layer_weights
 from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
 from codedap_depth.metrics import depth_metrics, psnr, ssim
 from codedap_depth.optics import PSFBank, load_camera, synthesize_bank
-from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+from codedap_depth.pipeline import (
+    DEFAULT_STEPS,
+    QUALITY_STEPS,
+    ReconstructionConfig,
+    Reconstructor,
+)
 from codedap_depth.prior import load_prior
 from codedap_depth.sampler import SamplerConfig
 from codedap_depth.scenes import SCENES, Scene, fill_unknown, load_scene
@@ -236,7 +241,8 @@ def main() -> None:
     parser.add_argument("--size", default="320x240", help="WxH")
     parser.add_argument("--noise", default="0.005,0.01,0.02,0.05")
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--steps", default="5,20,100")
+    parser.add_argument("--steps", default=f"{DEFAULT_STEPS},{QUALITY_STEPS}",
+                        help="DFD-DPS step counts (default: the real-time and quality presets)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

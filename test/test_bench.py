@@ -43,3 +43,28 @@ def test_bench_writes_speed_and_quality_tables(tmp_path):
 def test_captured_call_needs_cuda_tensors():
     with pytest.raises(ValueError, match="CUDA graphs need CUDA tensors"):
         CapturedCall(lambda a: 2 * a, torch.zeros(3))
+
+
+def test_halves_benchmark_isolates_image_and_depth(monkeypatch):
+    """``benchmarks/halves.py`` on one tiny scene: every part writes its rows, the baselines
+    carry their tuned gradient std, and the layer-quantisation floor is the smallest error."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import halves
+
+    from codedap_depth.optics import synthesize_bank
+    from codedap_depth.prior import load_prior
+    from codedap_depth.scenes import load_scene
+
+    bank = synthesize_bank(load_camera(REPO / "config" / "camera.yaml"))
+    scene = load_scene("layered", (float(bank.depths[0]), float(bank.depths[-1])), (64, 48))
+    result = halves.run_parts(["aif", "floors", "full"], [scene], bank, [0.01], 1, [2],
+                              load_prior("cpu"), "cpu")
+    methods = {(r["method"], r["steps"]) for r in result["aif"]}
+    assert methods == {("wiener", 0), ("least-squares", 0), ("dfd-dps", 2)}
+    assert all(r["gradient_sigma"] in halves.GRADIENT_SIGMAS for r in result["aif"]
+               if r["method"] != "dfd-dps")
+    floors = {r["method"]: r["depth_absrel"] for r in result["floors"]}
+    assert floors["true depth on layers"] < floors["depth from true AIF"]
+    assert {r["method"] for r in result["full"]} == {"classical", "dfd-dps"}
+    assert "| layered | 0.01 | dfd-dps | 2 | 1 |" in halves.table(result["full"],
+                                                              halves.COLUMNS["full"])
