@@ -18,6 +18,10 @@ Parts (each on every scene of the set, noise level and seed, one simulated captu
   depth step (``consistency.depth_from_image``, shipped settings); the ground-truth depth
   snapped to the bank's nearest layer (quantisation).
 * ``full``: classical and DFD-DPS at each of ``--steps`` (blind: depth and AIF estimated).
+* ``uncertainty``: calibration of the per-pixel std over ``UNCERTAINTY_SAMPLES`` posterior
+  samples (``renoise`` ``UNCERTAINTY_RENOISE``: with the default 0 the samples are equal):
+  Spearman correlation between std and |depth error|, and the share of pixels whose error is
+  within 2 std.
 
 Sets: ``dev`` (the tuning scenes of ``scenes.SCENES``) or ``heldout`` (``heldout``; never used
 to choose a setting). ``--camera`` picks the camera (PSFs synthesised by ``optics``).
@@ -27,6 +31,7 @@ Prints one table per part and writes ``halves.json`` naming the device.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -52,7 +57,9 @@ from codedap_depth.scenes import SCENES, Scene, fill_unknown, load_scene
 from codedap_depth.simulate import simulate_capture
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("aif", "floors", "full")
+PARTS = ("aif", "floors", "full", "uncertainty")
+UNCERTAINTY_SAMPLES = 4
+UNCERTAINTY_RENOISE = 0.2
 #: Gradient std of the Gaussian prior tried for the Wiener and least-squares baselines.
 GRADIENT_SIGMAS = (0.05, 0.1, 0.2, 0.3, 0.5)
 LS_ITERATIONS = 200
@@ -185,6 +192,28 @@ def full_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
     return rows
 
 
+def uncertainty_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
+                     steps: list[int], prior, device: str, sampler: SamplerConfig) -> list[dict]:
+    """Calibration of the posterior spread at each step count (``UNCERTAINTY_SAMPLES``
+    samples with ``UNCERTAINTY_RENOISE`` fresh noise)."""
+    from scipy.stats import spearmanr
+
+    stochastic = dataclasses.replace(sampler, renoise=UNCERTAINTY_RENOISE)
+    rows = []
+    for n in steps:
+        config = ReconstructionConfig(steps=n, samples=UNCERTAINTY_SAMPLES, device=device,
+                                      sampler=stochastic)
+        rec = Reconstructor(bank, config, prior)(coded, seed=seed)
+        known = np.isfinite(scene.depth)
+        error = np.abs(rec.depth - scene.depth)[known]
+        std = rec.uncertainty[known]
+        rows.append({"method": "dfd-dps", "steps": n, "samples": UNCERTAINTY_SAMPLES,
+                     "renoise": UNCERTAINTY_RENOISE, "mean_std_m": float(std.mean()),
+                     "spearman_std_error": float(spearmanr(std, error).statistic),
+                     "within_2std": float(np.mean(error <= 2 * std))})
+    return rows
+
+
 def run_parts(parts: list[str], scenes: list[Scene], bank: PSFBank, noises: list[float],
               seeds: int, steps: list[int], prior, device: str,
               sampler: SamplerConfig | None = None) -> dict[str, list[dict]]:
@@ -203,6 +232,9 @@ def run_parts(parts: list[str], scenes: list[Scene], bank: PSFBank, noises: list
                 if "floors" in parts and seed == 0:
                     result["floors"] += [key | r for r in floor_rows(scene, bank, coded, device,
                                                                      sampler)]
+                if "uncertainty" in parts:
+                    result["uncertainty"] += [key | r for r in uncertainty_rows(
+                        scene, bank, coded, seed, steps, prior, device, sampler)]
                 if "full" in parts:
                     runs = [("classical", 0)] + [("dfd-dps", n) for n in steps]
                     result["full"] += [key | r for r in full_rows(
@@ -230,6 +262,7 @@ COLUMNS = {
     "floors": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m"),
     "full": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m", "aif_psnr_db",
              "aif_ssim", "seconds"),
+    "uncertainty": ("mean_std_m", "spearman_std_error", "within_2std"),
 }
 
 

@@ -57,8 +57,8 @@ def test_halves_benchmark_isolates_image_and_depth(monkeypatch):
 
     bank = synthesize_bank(load_camera(REPO / "config" / "camera.yaml"))
     scene = load_scene("layered", (float(bank.depths[0]), float(bank.depths[-1])), (64, 48))
-    result = halves.run_parts(["aif", "floors", "full"], [scene], bank, [0.01], 1, [2],
-                              load_prior("cpu"), "cpu")
+    result = halves.run_parts(["aif", "floors", "full", "uncertainty"], [scene], bank, [0.01],
+                              1, [2], load_prior("cpu"), "cpu")
     methods = {(r["method"], r["steps"]) for r in result["aif"]}
     assert methods == {("wiener", 0), ("least-squares", 0), ("dfd-dps", 2)}
     assert all(r["gradient_sigma"] in halves.GRADIENT_SIGMAS for r in result["aif"]
@@ -68,3 +68,6 @@ def test_halves_benchmark_isolates_image_and_depth(monkeypatch):
     assert {r["method"] for r in result["full"]} == {"classical", "dfd-dps"}
     assert "| layered | 0.01 | dfd-dps | 2 | 1 |" in halves.table(result["full"],
                                                               halves.COLUMNS["full"])
+    (calibration,) = result["uncertainty"]
+    assert calibration["mean_std_m"] > 0  # renoise > 0: the samples differ
+    assert -1 <= calibration["spearman_std_error"] <= 1 and 0 <= calibration["within_2std"] <= 1
