@@ -198,6 +198,7 @@ class Reconstructor:
         ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth, 1/m) are padded to the
         prior's size multiple (``prepare`` first)."""
         sampler = self.config.sampler
+        aif = y[0]  # without a warm-start image the first image step deconvolves from y
         if known_inv is not None:
             inv_depth = known_inv
         elif self.config.init == "classical":
@@ -209,16 +210,14 @@ class Reconstructor:
             inv_depth = evidence_start(self.model, evidence, y)
         else:  # "mid": halfway through the bank in inverse depth
             inv_depth = v_to_inv(self.model, torch.full_like(valid, 0.5))
-        if known_inv is not None or self.config.init != "classical":
-            aif = y[0]  # no warm-start image: the first image step deconvolves from y
+        init_v = inv_to_v(self.model, inv_depth)
+        if self.config.method == "dps":  # starts from pure noise: no initial image
+            return dps(y, self.model, self.prior, sampler, steps=self.config.steps,
+                       samples=self.config.samples, init_v=init_v, noise=noise, valid=valid)
         if sampler.init_cg_iterations:
             lambda_g = (sigma / sampler.gradient_sigma) ** 2
             aif = solve_image(self.model.at(inv_depth), y, valid, aif[None], 0.0, lambda_g,
                               sampler.init_cg_iterations).image[0]
-        init_v = inv_to_v(self.model, inv_depth)
-        if self.config.method == "dps":
-            return dps(y, self.model, self.prior, sampler, steps=self.config.steps,
-                       samples=self.config.samples, init_v=init_v, noise=noise, valid=valid)
         return dfd_dps(y, self.model, self.prior, sampler, steps=self.config.steps,
                        samples=self.config.samples, init_v=init_v, init_image=aif[None],
                        noise_sigma=sigma, noise=noise, valid=valid,
