@@ -88,3 +88,27 @@ def test_reconstruct_dps_end_to_end(tmp_path):
     assert np.all(uncertainty >= 0) and uncertainty.max() > 0  # two samples differ
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "dps" and metrics["steps"] == 3 and metrics["samples"] == 2
+
+
+def test_reconstruct_known_depth_writes_the_aif_and_refuses_bad_maps(tmp_path, capsys):
+    bank_path = tmp_path / "bank.npz"
+    main(["psf", "--out", str(bank_path)])
+    sim = tmp_path / "sim"
+    main(["simulate", "--scene", "layered", "--psf", str(bank_path), "--noise", "0.01",
+          "--size", "64x48", "--out", str(sim)])
+    truth = np.load(sim / "depth_gt.npy", allow_pickle=False)
+    out = tmp_path / "known"
+    code = main(["reconstruct", str(sim / "coded.png"), "--psf", str(bank_path), "--steps", "2",
+                 "--known-depth", str(sim / "depth_gt.npy"), "--gt-aif", str(sim / "aif_gt.png"),
+                 "--out", str(out)])
+    assert code == 0
+    assert np.allclose(np.load(out / "depth.npy", allow_pickle=False), truth, rtol=1e-5)
+    assert json.loads((out / "metrics.json").read_text())["aif_psnr_db"] > 15
+    for name, bad, message in (("small.npy", truth[:-2], "frame's size"),
+                               ("zero.npy", np.where(truth > 2, 0.0, truth), "positive metres")):
+        np.save(tmp_path / name, bad.astype(np.float32))
+        capsys.readouterr()
+        code = main(["reconstruct", str(sim / "coded.png"), "--psf", str(bank_path),
+                     "--known-depth", str(tmp_path / name), "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        assert code == 2 and name in err and message in err and err.count("\n") == 1

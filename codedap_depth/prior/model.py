@@ -182,7 +182,9 @@ def load_prior(device: str | torch.device = "cpu", weights_dir: Path | None = No
     unet.load_state_dict({k: v.float() for k, v in state.items()})
     dev = torch.device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    unet = unet.to(dev, dtype).eval().requires_grad_(False)
+    # nn.Module.to, not diffusers' override: it warns on every dtype cast, and this model has no
+    # module that must stay float32 (no attention, GroupNorm runs in the input's dtype)
+    unet = torch.nn.Module.to(unet, dev, dtype).eval().requires_grad_(False)
     return Prior(unet, alphas_cumprod(sched), size_multiple_of(config))
 
 
