@@ -46,8 +46,8 @@ class SamplerConfig:
             the error of the warm-start image, so the first denoising can redraw it.
         data_weight: lambda of the image step: the proximity weight to the denoised image is
             ``data_weight * (noise_sigma / level)^2`` (smaller trusts the prior more).
-        renoise: share zeta of fresh noise in the denoiser's input (0 = deterministic; posterior
-            samples then differ only through the warm start).
+        renoise: share zeta of fresh noise in the denoiser's input and in the start image
+            (0 = deterministic: all M posterior samples are equal).
         cg_iterations: conjugate-gradient iterations of each image step.
         depth_start: fraction of the steps after which depth is re-fitted from the
             data-consistent image (before it, the warm start's depth is kept).
@@ -243,7 +243,7 @@ def dfd_dps(
                                                      config.depth_eps))
                 operator = model.at(v_to_inv(model, v))
             # (3) image: data + proximity to z, by CG started from the previous image (an
-            # inexact solve then leans on the data, not on z: quality holds as steps grow)
+            # inexact solve then leans on the data, not on z: less over-smoothing at many steps)
             weight = config.data_weight * (noise_sigma / level) ** 2
             fit = solve_image(operator, y, valid, z, weight, 0.0, config.cg_iterations, x)
             residuals.append((fit.prior_misfit.pow(2).sum() / count).sqrt())
