@@ -114,12 +114,13 @@ _RUNNERS: dict[tuple, Reconstructor] = {}
 
 
 def runner(bank: PSFBank, method: str, steps: int, prior, device: str,
-           sampler: SamplerConfig) -> Reconstructor:
-    """One Reconstructor per (bank, method, steps, sampler), so a CUDA graph is captured once
-    per frame size, not once per frame."""
-    key = (id(bank), method, steps, sampler)
+           sampler: SamplerConfig, samples: int = 1) -> Reconstructor:
+    """One Reconstructor per (bank, method, steps, sampler, samples), so a CUDA graph is
+    captured once per frame size, not once per frame."""
+    key = (id(bank), method, steps, sampler, samples)
     if key not in _RUNNERS:
-        config = ReconstructionConfig(method=method, steps=steps, device=device, sampler=sampler)
+        config = ReconstructionConfig(method=method, steps=steps, samples=samples,
+                                      device=device, sampler=sampler)
         _RUNNERS[key] = Reconstructor(bank, config, prior)
     return _RUNNERS[key]
 
@@ -201,9 +202,8 @@ def uncertainty_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
     stochastic = dataclasses.replace(sampler, renoise=UNCERTAINTY_RENOISE)
     rows = []
     for n in steps:
-        config = ReconstructionConfig(steps=n, samples=UNCERTAINTY_SAMPLES, device=device,
-                                      sampler=stochastic)
-        rec = Reconstructor(bank, config, prior)(coded, seed=seed)
+        rec = runner(bank, "dfd-dps", n, prior, device, stochastic,
+                     UNCERTAINTY_SAMPLES)(coded, seed=seed)
         known = np.isfinite(scene.depth)
         error = np.abs(rec.depth - scene.depth)[known]
         std = rec.uncertainty[known]
