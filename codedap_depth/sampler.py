@@ -44,6 +44,11 @@ class SamplerConfig:
     Attributes:
         sigma_max: first noise level of the ``dfd_dps`` annealing, [0, 1] intensities: above
             the error of the warm-start image, so the first denoising can redraw it.
+        path_steps: steps the annealing path is worth as full iterations. Up to this many
+            steps every step moves the image all the way to its image step's solution; with
+            more, each move is damped by ``(path_steps - 1) / (steps - 1)``, so extra steps
+            resolve the same path more finely instead of denoising more often (undamped
+            repetition over-smooths: quality fell beyond 20 steps).
         data_weight: lambda of the image step: the proximity weight to the denoised image is
             ``data_weight * (noise_sigma / level)^2`` (smaller trusts the prior more).
         renoise: share zeta of fresh noise in the denoiser's input and in the start image
@@ -65,6 +70,7 @@ class SamplerConfig:
     """
 
     sigma_max: float = 0.2
+    path_steps: int = 30
     data_weight: float = 0.5
     renoise: float = 0.0
     cg_iterations: int = 10
@@ -80,6 +86,8 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         if not self.sigma_max > 0:
             raise ValueError(f"sigma_max must be positive, got {self.sigma_max}")
+        if self.path_steps < 1:
+            raise ValueError(f"path_steps must be >= 1, got {self.path_steps}")
         if not self.data_weight > 0:
             raise ValueError(f"data_weight must be positive, got {self.data_weight}")
         if self.cg_iterations < 0 or self.init_cg_iterations < 0:
@@ -136,6 +144,17 @@ def ddim_schedule(prior: Prior, steps: int) -> list[tuple[int, float, float]]:
     times = ddim_timesteps(steps, len(abar))
     prev = [abar[t] for t in times[1:]] + [1.0]
     return [(t, abar[t], a_prev) for t, a_prev in zip(times, prev, strict=True)]
+
+
+def path_damping(steps: int, path_steps: int) -> float:
+    """Share of the way each ``dfd_dps`` step moves towards its image step's solution: 1 up to
+    ``path_steps`` steps, then ``(path_steps - 1) / (steps - 1)``, so that the total movement
+    along the annealing path does not grow with the step count.
+
+    >>> path_damping(20, 30), path_damping(59, 30)
+    (1.0, 0.5)
+    """
+    return 1.0 if steps <= path_steps else (path_steps - 1) / (steps - 1)
 
 
 class NoiseLevels(NamedTuple):
@@ -198,8 +217,10 @@ def dfd_dps(
     2. Depth (from ``depth_start``): re-fitted from the current data-consistent image
        (``depth_from_image``: per-layer re-blur residual, guided-filter pooling with that image
        as guide, parabola refinement).
-    3. Image: ``x = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2`` by
-       conjugate gradients from the previous ``x``, occlusions included (``solve_image``).
+    3. Image: ``x* = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2`` by
+       conjugate gradients from the previous ``x``, occlusions included (``solve_image``);
+       ``x`` moves to ``x*``, or by the damping ``kappa`` of the way beyond
+       ``config.path_steps`` steps (``path_damping``).
 
     Nothing in the loop waits for the device, so a fixed-size call can be captured in a CUDA
     graph (``pipeline.Reconstructor`` does, through ``graphed.CapturedCall``).
@@ -222,6 +243,7 @@ def dfd_dps(
         callback: progress hook.
     """
     levels = noise_levels(prior, steps, config.sigma_max, noise_sigma, y.device)
+    kappa = path_damping(steps, config.path_steps)
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
     count = valid.sum() * y.shape[1] * samples
     channels, zeta = y.shape[1], config.renoise
@@ -247,7 +269,7 @@ def dfd_dps(
             weight = config.data_weight * (noise_sigma / level) ** 2
             fit = solve_image(operator, y, valid, z, weight, 0.0, config.cg_iterations, x)
             residuals.append((fit.prior_misfit.pow(2).sum() / count).sqrt())
-            x = fit.image
+            x = fit.image if kappa == 1.0 else x + kappa * (fit.image - x)
         if callback is not None:
             callback(i, steps, x, v)
     return SamplerResult(x.clamp(0, 1), v_to_inv(model, v), torch.stack(residuals))
