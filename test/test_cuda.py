@@ -11,6 +11,7 @@ from helpers import REPO
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.optics import load_camera, synthesize_bank
 from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+from codedap_depth.sampler import SamplerConfig
 from codedap_depth.scenes import load_scene
 from codedap_depth.simulate import simulate_capture
 
@@ -43,7 +44,10 @@ def test_sampler_on_cuda_is_deterministic_and_in_range(bank):
 def test_graph_replay_matches_the_eager_sampler(bank):
     scene = load_scene("layered", (0.5, 5.0), (160, 120))
     coded = simulate_capture(scene, bank, 0.01)
-    config = ReconstructionConfig(steps=6, samples=2, device="cuda")
+    # renoise > 0: the sampler draws noise, so a new seed must reach the graph (with the
+    # default 0 every seed gives the same output)
+    config = ReconstructionConfig(steps=6, samples=2, device="cuda",
+                                  sampler=SamplerConfig(renoise=0.2))
     graphed = Reconstructor(bank, config)
     eager = Reconstructor(bank, dataclasses.replace(config, cuda_graph=False), graphed.prior)
     assert graphed.graphed and not eager.graphed
@@ -51,8 +55,11 @@ def test_graph_replay_matches_the_eager_sampler(bank):
     reference = eager(coded, seed=3)
     assert np.array_equal(first.depth, replay.depth) and np.array_equal(first.aif, replay.aif)
     # same noise, same math; kernels may round differently, which can flip a pixel's best
-    # layer in the depth re-fit, so compare almost all pixels tightly and the rest loosely
-    assert np.mean(np.abs(replay.depth - reference.depth) < 1e-3) > 0.99
+    # layer in the depth re-fit (done at every step from depth_start; 96.4 % of pixels agreed
+    # within 1 mm on an H200), so compare most pixels tightly and all of them loosely
+    error = np.abs(replay.depth - reference.depth)
+    assert np.mean(error < 1e-3) > 0.9 and error.mean() < 0.02, (np.mean(error < 1e-3),
+                                                                 error.mean())
     assert np.abs(replay.aif - reference.aif).mean() < 1e-3
     assert np.allclose(replay.residuals, reference.residuals, rtol=1e-2)
     other = graphed(coded, seed=4)  # new noise reaches the graph through its input buffer
