@@ -5,8 +5,8 @@ Runs ``LifecycleDepthNode`` in this process (its transitions called directly; no
 needed) with the default camera (320x240) and prints, per cycle, the memory torch has allocated
 and reserved on the device and the device's used memory (``cudaMemGetInfo``, all processes)
 before configure, after configure (which warms up: one frame, CUDA graph capture on dfd-dps)
-and after cleanup. Writes the same as JSON with ``--out``. Not yet run on a GPU (the lent GPU
-machines run the main checkout); ``--device cpu`` runs the transitions only.
+and after cleanup. Writes the same as JSON with ``--out``; ``--device cpu`` runs the
+transitions only. On a lent GPU, ``tools/gpu_node.sh`` runs it.
 
     python benchmarks/lifecycle_memory.py --device cuda --cycles 3 --out lifecycle_memory.json
 """

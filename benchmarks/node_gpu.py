@@ -212,6 +212,8 @@ def measure(listener: Listener, size: tuple[int, int], hz: float, args: argparse
             "latency_p95_ms": float(np.percentile(latency, 95)) if len(latency) else None,
             "latency_max_ms": float(latency.max()) if len(latency) else None,
             "node_compute_ms": float(diagnostics.get("compute_ms", "nan")),
+            "node_decode_ms": float(diagnostics.get("decode_ms", "nan")),
+            "node_publish_ms": float(diagnostics.get("publish_ms", "nan")),
             "node_warmup_ms": float(diagnostics.get("warmup_ms", "nan")),
             "gpu_memory_mb": diagnostics.get("gpu_memory_mb"),
             "execution": diagnostics.get("execution")}
@@ -264,13 +266,15 @@ def main() -> None:
     (args.out / "node_gpu.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"\n{report['device']}, {args.method}, {args.steps} steps")
     print("| input | publish Hz | out Hz | bench Hz | node/bench | p50 ms | p95 ms | max ms | "
-          "published | out | dropped | GPU MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "decode / compute / publish ms | published | out | dropped | GPU MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         latency = " | ".join(f"{r[k]:.0f}" if r[k] is not None else "-" for k in (
             "latency_p50_ms", "latency_p95_ms", "latency_max_ms"))
         print(f"| {r['size']} | {r['publish_hz']:.0f} | {r['rate_hz']:.1f} | {r['bench_hz']:.1f} "
-              f"| {r['node_vs_bench']:.2f} | {latency} | {r['published']} | {r['out']} | "
+              f"| {r['node_vs_bench']:.2f} | {latency} | {r['node_decode_ms']:.1f} / "
+              f"{r['node_compute_ms']:.1f} / {r['node_publish_ms']:.1f} | {r['published']} | "
+              f"{r['out']} | "
               f"{r['dropped']} | {r['gpu_memory_mb']} |")
 
 

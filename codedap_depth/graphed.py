@@ -9,10 +9,16 @@ copies the arguments into the graph's static input buffers and replays it: one l
 
 The function must only read its tensor arguments (whose shapes are then fixed), never wait for
 the device (no ``.item()``, no host copies) and take no decisions from tensor values.
+
+Memory: cuBLAS keeps a workspace (32 MiB on Hopper) for every stream it has run on, for the
+life of the process, and counts it as allocated. All captures therefore share one side stream
+per device (``capture_stream``), and ``release_cuda_caches`` frees those workspaces once no
+graph is left (the lifecycle node's cleanup).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -35,13 +41,13 @@ class CapturedCall(Generic[Output]):
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need CUDA tensors, got tensors on {device}")
         self.inputs = [t.clone() for t in example]
-        side = torch.cuda.Stream(device)
+        side = capture_stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             fn(*self.inputs)  # warm-up: plans, algorithms and memory pools exist before capture
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, stream=side):
             self.output = fn(*self.inputs)
 
     def __call__(self, *args: torch.Tensor) -> Output:
@@ -56,3 +62,21 @@ class CapturedCall(Generic[Output]):
             static.copy_(arg)
         self.graph.replay()
         return self.output
+
+
+@functools.cache
+def capture_stream(device: torch.device) -> torch.cuda.Stream:
+    """The one side stream on which every ``CapturedCall`` on ``device`` warms up and captures
+    (a new stream per capture would leave a cuBLAS workspace behind each time)."""
+    return torch.cuda.Stream(device)
+
+
+def release_cuda_caches(device: torch.device) -> None:
+    """Give ``device``'s cached memory back: cuBLAS workspaces, cuFFT plans and the caching
+    allocator's free blocks. Only when no ``CapturedCall`` on the device is alive: a graph
+    replays into the workspaces it was captured with."""
+    torch.cuda.synchronize(device)
+    torch._C._cuda_clearCublasWorkspaces()
+    index = torch.cuda.current_device() if device.index is None else device.index
+    torch.backends.cuda.cufft_plan_cache[index].clear()
+    torch.cuda.empty_cache()

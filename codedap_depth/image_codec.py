@@ -504,9 +504,16 @@ def bin_image(values: np.ndarray, factor: int, *, skip_nan: bool = False) -> np.
         raise ValueError(f"a {values.shape[1]}x{values.shape[0]} image is smaller than one "
                          f"{factor}x{factor} bin")
     cropped = values[: h * factor, : w * factor]
+    if not skip_nan:  # strided float32 sums: ~10x faster than a float64 reshape-mean (node path)
+        rows = cropped[0::factor].copy()
+        for i in range(1, factor):
+            rows += cropped[i::factor]
+        binned = rows[:, 0::factor].copy()
+        for j in range(1, factor):
+            binned += rows[:, j::factor]
+        binned *= np.float32(1.0 / (factor * factor))
+        return binned
     blocks = cropped.reshape(h, factor, w, factor, *values.shape[2:]).astype(np.float64)
-    if not skip_nan:
-        return blocks.mean(axis=(1, 3)).astype(np.float32)
     finite = np.isfinite(blocks)
     count = finite.sum(axis=(1, 3))
     total = np.where(finite, blocks, 0.0).sum(axis=(1, 3))

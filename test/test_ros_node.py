@@ -93,6 +93,9 @@ def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded
     steady = probe.wait(lambda: probe.diagnostics[-1]["frames_out"] == "2"
                         and probe.diagnostics[-1], 5.0, "diagnostics after the second frame")
     assert steady["warmup_frames"] == "1" and float(steady["latency_ms"]) > 0, steady
+    # the stages around the reconstructor are timed: decoding and binning, packing/publishing
+    assert float(steady["decode_ms"]) > 0 and float(steady["publish_ms"]) > 0, steady
+    assert float(steady["latency_ms"]) >= float(steady["compute_ms"]), steady
     assert float(steady["latency_p50_ms"]) == float(steady["latency_max_ms"]) > 0
     for topic, msg in out.items():
         assert msg.header.frame_id == "cam_optical", topic

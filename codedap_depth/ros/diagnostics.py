@@ -67,6 +67,8 @@ class StatsSnapshot:
     latency_p95_ms: float
     latency_max_ms: float
     compute_ms: float
+    decode_ms: float
+    publish_ms: float
     last_error: str
     seconds_since_error: float
 
@@ -81,6 +83,7 @@ class FrameStats:
         self._out_times: deque[float] = deque(maxlen=512)
         self._latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._latency_ms = self._compute_ms = self._warmup_ms = float("nan")
+        self._decode_ms = self._publish_ms = float("nan")
         self._last_error = ""
         self._error_time = -float("inf")
 
@@ -95,9 +98,12 @@ class FrameStats:
         with self._lock:
             self._lost += count
 
-    def published(self, latency_s: float, compute_s: float, warmup: bool = False) -> None:
-        """A frame's outputs went out ``latency_s`` after it arrived (``compute_s`` of compute);
-        a ``warmup`` frame counts as an output but not in the latency statistics."""
+    def published(self, latency_s: float, compute_s: float, warmup: bool = False, *,
+                  decode_s: float = float("nan"), publish_s: float = float("nan")) -> None:
+        """A frame's outputs went out ``latency_s`` after it arrived: ``compute_s`` in the
+        reconstructor, ``decode_s`` decoding and binning the input before it, ``publish_s``
+        packing and publishing the outputs after it. A ``warmup`` frame counts as an output
+        but not in the latency and stage statistics."""
         with self._lock:
             self._frames_out += 1
             self._out_times.append(time.monotonic())
@@ -106,6 +112,7 @@ class FrameStats:
                 self._warmup_ms = compute_s * 1e3
                 return
             self._latency_ms, self._compute_ms = latency_s * 1e3, compute_s * 1e3
+            self._decode_ms, self._publish_ms = decode_s * 1e3, publish_s * 1e3
             self._latencies_ms.append(self._latency_ms)
 
     def camera_info_refused(self, reason: str) -> None:
@@ -164,6 +171,8 @@ class FrameStats:
                 latency_p95_ms=float(p95),
                 latency_max_ms=float(peak),
                 compute_ms=self._compute_ms,
+                decode_ms=self._decode_ms,
+                publish_ms=self._publish_ms,
                 last_error=self._last_error,
                 seconds_since_error=now - self._error_time,
             )
@@ -176,10 +185,12 @@ def diagnostic_status(
     """The node's DiagnosticStatus: OK, WARN within ``WARN_HOLD_S`` of a bad frame or error.
 
     Keys: ``rate_hz, latency_ms, latency_p50_ms, latency_p95_ms, latency_max_ms, compute_ms,
-    warmup_frames, warmup_ms, frames_in, frames_out, dropped_frames, lost_frames, bad_frames,
-    bad_camera_info, incompatible_publishers, errors, last_error, device, method, execution``
-    (``cuda graph`` or ``eager``), ``active`` (false while a lifecycle node is inactive) and
-    ``gpu_memory_mb`` on CUDA.
+    decode_ms, publish_ms`` (the last frame's stages: reconstructor, input decoding and
+    binning, output packing and publishing), ``warmup_frames, warmup_ms, frames_in,
+    frames_out, dropped_frames, lost_frames, bad_frames, bad_camera_info,
+    incompatible_publishers, errors, last_error, device, method, execution`` (``cuda graph``
+    or ``eager``), ``active`` (false while a lifecycle node is inactive) and ``gpu_memory_mb``
+    on CUDA.
     """
     recent_problem = stats.seconds_since_error <= WARN_HOLD_S
     level = DiagnosticStatus.WARN if recent_problem else DiagnosticStatus.OK
@@ -198,6 +209,8 @@ def diagnostic_status(
         "latency_p95_ms": f"{stats.latency_p95_ms:.1f}",
         "latency_max_ms": f"{stats.latency_max_ms:.1f}",
         "compute_ms": f"{stats.compute_ms:.1f}",
+        "decode_ms": f"{stats.decode_ms:.1f}",
+        "publish_ms": f"{stats.publish_ms:.1f}",
         "warmup_frames": str(stats.warmup_frames),
         "warmup_ms": f"{stats.warmup_ms:.1f}",
         "frames_in": str(stats.frames_in),

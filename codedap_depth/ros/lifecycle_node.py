@@ -11,8 +11,8 @@ configure                 check parameters, load the PSF bank and camera model, 
 activate                  start taking images and publishing
 deactivate                stop taking images; waits for the frame in progress
 cleanup                   destroy the topics, release reconstructor, prior and bank (on
-                          CUDA, empty the allocator cache); the log says whether all of it
-                          was freed
+                          CUDA, also the cuBLAS workspaces, cuFFT plans and allocator cache);
+                          the log says whether all of it was freed
 shutdown                  as cleanup, from any state
 ========================  ================================================================
 
@@ -99,7 +99,10 @@ class LifecycleDepthNode(LifecycleNode):
         if device.startswith("cuda"):
             import torch
 
-            torch.cuda.empty_cache()
+            from codedap_depth.graphed import release_cuda_caches
+
+            if not alive:  # no graph left that replays into the cached workspaces
+                release_cuda_caches(torch.device(device))
             allocated = torch.cuda.memory_allocated(torch.device(device)) / 2**20
             message += f"; {allocated:.1f} MB of GPU memory still allocated"
         (self.get_logger().info if not alive else self.get_logger().warning)(message)

@@ -5,10 +5,14 @@
 runs the worker thread; ``close()`` releases all of it. The plain node makes one at start-up;
 the lifecycle node makes one in ``configure`` and closes it in ``cleanup``.
 
-Threading: the subscription callbacks only store the newest image; the worker takes it,
-reconstructs and publishes. An image that arrives while another is still pending replaces it
-and is counted as dropped, so memory stays bounded whatever the input rate. While not
-``active`` (a lifecycle node that is configured but inactive) images are ignored.
+Threading: the subscription callbacks only store the newest image. Two threads form a
+two-stage pipeline with one slot between them: the reconstruct thread takes the image, decodes
+and reconstructs it; the publish thread packs and publishes the outputs (the cloud alone costs
+milliseconds of host time at 640x480) while the next frame reconstructs, so the output rate is
+that of the slower stage, not of their sum. An image that arrives while another is still
+pending replaces it and is counted as dropped; a finished frame waits for the publish slot. So
+memory stays bounded whatever the input rate. While not ``active`` (a lifecycle node that is
+configured but inactive) images are ignored.
 """
 
 from __future__ import annotations
@@ -75,6 +79,29 @@ class DecodedFrame:
     height: int
 
 
+@dataclass(frozen=True)
+class ReconstructedFrame:
+    """A reconstructed frame on its way from the reconstruct thread to the publish thread.
+
+    Attributes:
+        header: the input image's header (stamp and frame_id of the outputs).
+        settings: the parameters the frame was reconstructed with.
+        result: the ``pipeline.Reconstruction``.
+        K: 3x3 intrinsics at the working resolution, or None.
+        received: ``time.monotonic()`` when the image arrived.
+        warmup: the first frame of its size/configuration (excluded from latency statistics).
+        decode_s: seconds spent decoding and binning the image before the reconstructor.
+    """
+
+    header: Header
+    settings: NodeSettings
+    result: object
+    K: np.ndarray | None
+    received: float
+    warmup: bool
+    decode_s: float
+
+
 class DepthRuntime:
     """Optics, reconstructor, topics and worker of a depth node.
 
@@ -96,6 +123,7 @@ class DepthRuntime:
         self._managed = managed
         self._cond = threading.Condition()
         self._pending: tuple[Image | CompressedImage, float] | None = None
+        self._ready: ReconstructedFrame | None = None  # the slot between the two threads
         self._busy = self._stopping = False
         self._active = False
         self._camera_info: tuple[CameraInfo, str | None] | None = None
@@ -110,9 +138,11 @@ class DepthRuntime:
             raise StartupError(f"cannot build the {current.method} reconstructor: {err}") \
                 from err
         self._create_topics(current)
-        self._worker = threading.Thread(target=self._work, name="codedap_depth_worker",
-                                        daemon=True)
-        self._worker.start()
+        self._threads = [threading.Thread(target=target, name=f"codedap_depth_{name}", daemon=True)
+                         for name, target in (("reconstruct", self._reconstruct_loop),
+                                              ("publish", self._publish_loop))]
+        for thread in self._threads:
+            thread.start()
 
     # --- topics ----------------------------------------------------------------------------
 
@@ -177,12 +207,14 @@ class DepthRuntime:
 
     def set_active(self, active: bool, timeout_s: float = WORKER_JOIN_S) -> None:
         """Start or stop taking images. Stopping drops the pending image and waits (up to
-        ``timeout_s``) for the frame being reconstructed, so nothing is published after."""
+        ``timeout_s``) for the frame being reconstructed and published, so nothing is
+        published after."""
         with self._cond:
             self._active = active
             if not active:
                 self._pending = None
-                self._cond.wait_for(lambda: not self._busy, timeout=timeout_s)
+                self._cond.wait_for(lambda: not self._busy and self._ready is None,
+                                    timeout=timeout_s)
 
     def close(self) -> dict[str, weakref.ref]:
         """Stop the worker, destroy the topics and drop the optics and reconstructor.
@@ -196,14 +228,15 @@ class DepthRuntime:
             self._stopping = True
             self._active = False
             self._cond.notify_all()
-        self._worker.join(timeout=WORKER_JOIN_S)
+        for thread in self._threads:
+            thread.join(timeout=WORKER_JOIN_S)
         self._destroy_topics()
         held = {"reconstructor": self._reconstructor,
                 "prior": getattr(self._reconstructor, "prior", None),
                 "PSF bank": self._optics.bank}
         refs = {name: weakref.ref(obj) for name, obj in held.items() if obj is not None}
         self._reconstructor = self._reconstructor_config = self._optics = None
-        self._camera_info = self._pending = None
+        self._camera_info = self._pending = self._ready = None
         return refs
 
     # --- callbacks: store only -------------------------------------------------------------
@@ -215,7 +248,7 @@ class DepthRuntime:
             replaced = self._pending is not None
             self._pending = (msg, time.monotonic())
             self._stats.received(replaced)
-            self._cond.notify()
+            self._cond.notify_all()  # two threads wait on this condition
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         problem = distortion_problem(msg)
@@ -237,7 +270,7 @@ class DepthRuntime:
 
     # --- worker ----------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _reconstruct_loop(self) -> None:
         while True:
             with self._cond:
                 self._busy = False
@@ -249,19 +282,43 @@ class DepthRuntime:
                 msg, received = self._pending
                 self._pending = None
                 self._busy = True
-            try:
-                self._process(msg, received)
-            except FrameError as err:
-                self._stats.rejected(str(err))
-                self._node.get_logger().warning(f"skipping frame: {err}",
-                                                throttle_duration_sec=LOG_THROTTLE_S)
-            except Exception as err:  # noqa: BLE001 - the node must survive any one frame
-                if self._stopping or not self._node.context.ok():
+            frame = self._guarded("reconstruction", self._reconstruct, msg, received)
+            if frame is not None:
+                with self._cond:  # wait for the publish slot (one frame in flight)
+                    self._cond.wait_for(lambda: self._ready is None)
+                    self._ready = frame
+                    self._cond.notify_all()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._cond:  # on close, the frame being reconstructed is still published
+                while self._ready is None and not (self._stopping and not self._busy):
+                    self._cond.wait()
+                if self._ready is None:
                     return
-                self._stats.failed(f"{type(err).__name__}: {err}")
-                self._node.get_logger().error(
-                    f"reconstruction failed: {type(err).__name__}: {err}",
-                    throttle_duration_sec=LOG_THROTTLE_S)
+                frame = self._ready  # the slot stays taken until published (set_active waits)
+            self._guarded("publishing", self._publish_frame, frame)
+            with self._cond:
+                self._ready = None
+                self._cond.notify_all()
+
+    def _guarded(self, what: str, stage, *args):
+        """``stage(*args)``, or None after logging and counting its failure: a bad frame is
+        skipped, any other error is reported (as ``what`` failed) and the node keeps running."""
+        try:
+            return stage(*args)
+        except FrameError as err:
+            self._stats.rejected(str(err))
+            self._node.get_logger().warning(f"skipping frame: {err}",
+                                            throttle_duration_sec=LOG_THROTTLE_S)
+        except Exception as err:  # noqa: BLE001 - the node must survive any one frame
+            if self._stopping or not self._node.context.ok():
+                return None
+            self._stats.failed(f"{type(err).__name__}: {err}")
+            self._node.get_logger().error(
+                f"{what} failed: {type(err).__name__}: {err}",
+                throttle_duration_sec=LOG_THROTTLE_S)
+        return None
 
     def _ensure_reconstructor(self, settings: NodeSettings):
         """The reconstructor for ``settings`` (rebuilt when method/steps/device/... change)."""
@@ -357,12 +414,15 @@ class DepthRuntime:
             return centred_intrinsics(self._optics.fx, width, height)
         return None
 
-    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+    def _reconstruct(self, msg: Image | CompressedImage, received: float) -> ReconstructedFrame:
+        """Decode and reconstruct one image (the reconstruct thread's stage)."""
         settings = self._settings.current
+        started = time.monotonic()
         frame = self._decode(msg, settings)
         coded = self._coded(frame, settings)
         height, width = coded.shape[:2]
         K = self._intrinsics(frame, settings, width, height)
+        decode_s = time.monotonic() - started
         reconstructor = self._ensure_reconstructor(settings)
         key = (coded.shape if coded.ndim == 3 else (*coded.shape, 1), self._reconstructor_config)
         warmup = key != self._warm_key
@@ -370,15 +430,23 @@ class DepthRuntime:
             result = reconstructor(coded)
         except ValueError as err:
             raise FrameError(str(err)) from err
-        self._publish(msg.header, settings, result, K)
-        latency = time.monotonic() - received
-        if warmup:
-            self._warm_key = key
+        self._warm_key = key
+        return ReconstructedFrame(msg.header, settings, result, K, received, warmup, decode_s)
+
+    def _publish_frame(self, frame: ReconstructedFrame) -> None:
+        """Publish one frame and count it (the publish thread's stage)."""
+        started = time.monotonic()
+        self._publish(frame.header, frame.settings, frame.result, frame.K)
+        finished = time.monotonic()
+        latency = finished - frame.received
+        if frame.warmup:
+            height, width = np.shape(frame.result.depth)
             self._node.get_logger().info(
-                f"warm-up frame ({width}x{height}, {settings.method} on {settings.device}): "
-                f"{result.seconds * 1e3:.0f} ms compute, {latency * 1e3:.0f} ms latency; "
-                f"excluded from the latency statistics")
-        self._stats.published(latency, float(result.seconds), warmup=warmup)
+                f"warm-up frame ({width}x{height}, {frame.settings.method} on "
+                f"{frame.settings.device}): {frame.result.seconds * 1e3:.0f} ms compute, "
+                f"{latency * 1e3:.0f} ms latency; excluded from the latency statistics")
+        self._stats.published(latency, float(frame.result.seconds), warmup=frame.warmup,
+                              decode_s=frame.decode_s, publish_s=finished - started)
 
     def _publish(self, input_header: Header, settings: NodeSettings, result,
                  K: np.ndarray | None) -> None:
