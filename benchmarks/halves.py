@@ -40,9 +40,8 @@ import numpy as np
 import torch
 
 from codedap_depth.consistency import LayerEvidence, depth_from_image, solve_image
-from codedap_depth.evaluation import device_name
+from codedap_depth.evaluation import SUITES, device_name, load_eval_scene
 from codedap_depth.forward import LayeredBlur, layer_weights
-from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
 from codedap_depth.metrics import depth_metrics, psnr, ssim
 from codedap_depth.optics import PSFBank, load_camera, synthesize_bank
 from codedap_depth.pipeline import (
@@ -53,7 +52,7 @@ from codedap_depth.pipeline import (
 )
 from codedap_depth.prior import load_prior
 from codedap_depth.sampler import SamplerConfig
-from codedap_depth.scenes import SCENES, Scene, fill_unknown, load_scene
+from codedap_depth.scenes import Scene, fill_unknown
 from codedap_depth.simulate import simulate_capture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,11 +67,10 @@ LS_ITERATIONS = 200
 def load_set(name: str, bank: PSFBank, size: tuple[int, int]) -> list[Scene]:
     """The scenes of set ``dev`` or ``heldout`` over the bank's depth range."""
     depth_range = (float(bank.depths[0]), float(bank.depths[-1]))
-    if name == "dev":
-        return [load_scene(s, depth_range, size) for s in SCENES]
-    if name == "heldout":
-        return [load_heldout_scene(s, depth_range, size) for s in HELDOUT_SCENES]
-    raise ValueError(f"unknown set {name!r}: dev or heldout")
+    if name not in ("dev", "heldout"):
+        raise ValueError(f"unknown set {name!r}: dev or heldout")
+    names = SUITES["all" if name == "dev" else "heldout"][0]
+    return [load_eval_scene(s, depth_range, size) for s in names]
 
 
 def as_tensor(image: np.ndarray, device: str) -> torch.Tensor:
@@ -104,9 +102,7 @@ def image_scores(aif: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def depth_scores(depth: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """AbsRel, median relative error, delta1 and RMSE (m) on the finite ground truth."""
     m = depth_metrics(depth, truth)
-    known = np.isfinite(truth)
-    median = float(np.median(np.abs(depth[known] - truth[known]) / truth[known]))
-    return {"depth_absrel": m.absrel, "depth_median_rel": median, "delta1": m.delta1,
+    return {"depth_absrel": m.absrel, "depth_median_rel": m.median_rel, "delta1": m.delta1,
             "depth_rmse_m": m.rmse_m}
 
 

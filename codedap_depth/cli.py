@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate captures of the evaluation scenes, reconstruct with every method "
         "at every noise level and seed, and write results.json, results.md and figures. " + UNITS,
     )
-    ev.add_argument("--suite", choices=["quick", "standard", "all"], default="standard")
+    ev.add_argument("--suite", choices=["quick", "standard", "all", "heldout"],
+                    default="standard", help="all: the development set; heldout: the real "
+                    "sensor-depth scenes (tools/fetch_heldout.py fetches their data)")
     ev.add_argument("--methods", default=f"dfd-dps:{DEFAULT_STEPS},dps:{DEFAULT_STEPS},classical",
                     help="comma list of METHOD[:STEPS]")
     ev.add_argument("--noise", type=float_list, default=[0.005, 0.01, 0.02, 0.05],

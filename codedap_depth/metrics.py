@@ -19,6 +19,7 @@ class DepthMetrics:
 
     Attributes:
         absrel: mean |pred - gt| / gt (dimensionless).
+        median_rel: median |pred - gt| / gt (robust to the few gross errors AbsRel averages).
         rmse_m: root mean squared error, metres.
         mae_m: mean absolute error, metres.
         delta1: fraction of pixels with max(pred/gt, gt/pred) < 1.25.
@@ -26,6 +27,7 @@ class DepthMetrics:
     """
 
     absrel: float
+    median_rel: float
     rmse_m: float
     mae_m: float
     delta1: float
@@ -41,11 +43,12 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> DepthMetrics:
         raise ValueError("ground truth has no finite pixel to score")
     scored = known & np.isfinite(pred) & (pred > 0)
     if not scored.any():
-        return DepthMetrics(np.nan, np.nan, np.nan, 0.0, 0.0)
+        return DepthMetrics(np.nan, np.nan, np.nan, np.nan, 0.0, 0.0)
     p, g = pred[scored].astype(np.float64), gt[scored].astype(np.float64)
     error = p - g
     return DepthMetrics(
         absrel=float(np.mean(np.abs(error) / g)),
+        median_rel=float(np.median(np.abs(error) / g)),
         rmse_m=float(np.sqrt(np.mean(error**2))),
         mae_m=float(np.mean(np.abs(error))),
         delta1=float(np.mean(np.maximum(p / g, g / p) < 1.25)),

@@ -194,3 +194,20 @@ def test_sha256_in_manifest_matches_the_fetched_bytes():
             data = (resolve_data_dir() / scene["package"] / spec["path"]).read_bytes()
             assert len(data) == spec["bytes"]
             assert hashlib.sha256(data).hexdigest() == spec["sha256"]
+
+
+def test_eval_runs_the_held_out_suite(tmp_path):
+    """``codedap-depth eval --suite heldout`` scores every held-out scene like the dev ones,
+    with the median relative error beside AbsRel."""
+    if not all(_real_data_present(s) for s in MANIFEST["scenes"]):
+        pytest.skip(NOT_FETCHED)
+    from codedap_depth.cli import main
+
+    assert main(["eval", "--suite", "heldout", "--methods", "classical", "--noise", "0.01",
+                 "--seeds", "1", "--size", "64x48", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["scene"] for r in rows] == list(HELDOUT_SCENES)
+    for row in rows:
+        assert 0 <= row["depth_median_rel"] <= 2 * row["depth_absrel"]  # Markov
+        assert np.isfinite(row["aif_psnr_db"])
+    assert "median rel." in (tmp_path / "results.md").read_text()
