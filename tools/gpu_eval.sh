@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The accuracy measurement on a lent GPU (one call): benchmarks/halves.py on the dev and
-# held-out sets through both cameras, the known-depth AIF against steps, and the real-time
+# The accuracy measurement on a lent GPU (one call): the dev and
+# held-out sets through both cameras (image half and floors by benchmarks/halves.py, the blind
+# accuracy by `codedap-depth eval`), the known-depth AIF against steps, and the real-time
 # speed of both presets. Carry .whl/ (diffusers and its pure-Python needs, cp312), .evaldata/
 # (opencv-doc's aloeL.jpg and aloeGT.png) and .heldout_data/ (tools/fetch_heldout.py).
-# Writes $OUT/results.tgz (one folder per run, each with halves.json or bench.json) and logs.
+# Writes $OUT/results.tgz (one folder per run: halves.json, results.json/.md of `codedap-depth
+# eval`, or bench.json) and logs.
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
@@ -18,8 +20,11 @@ for camera in camera camera_b; do
     for set in dev heldout; do
         timeout 150 python3 benchmarks/halves.py --parts aif,floors --set $set \
             --camera config/$camera.yaml --steps 4,20 --seeds 1 --out "$runs/aif_${set}_$camera"
-        timeout 100 python3 benchmarks/halves.py --parts full --set $set \
-            --camera config/$camera.yaml --steps 4,20 --seeds 3 --out "$runs/full_${set}_$camera"
+        suite=$([ $set = dev ] && echo all || echo heldout)
+        timeout 150 python3 -m codedap_depth.cli eval --suite $suite --camera config/$camera.yaml \
+            --methods classical,dfd-dps:4,dfd-dps:20 --noise 0.005,0.01,0.02,0.05 --seeds 3 \
+            --device cuda --out "$runs/eval_${set}_$camera"
+        rm -rf "$runs/eval_${set}_$camera/figures"  # keep the archive small
     done
 done
 timeout 120 python3 benchmarks/halves.py --parts aif --set dev --noise 0.01,0.05 \
