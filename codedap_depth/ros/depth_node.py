@@ -66,7 +66,8 @@ class DepthNode(Node):
         return self._settings.current
 
     def destroy_node(self) -> None:
-        """Stop the worker (it finishes the current frame), release everything, then the node.
+        """Stop the frame threads (they finish and publish the current frame), release
+        everything, then the node.
         Safe to call twice and on a node whose construction failed."""
         runtime, self._runtime = self._runtime, None
         if runtime is not None:

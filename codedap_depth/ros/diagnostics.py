@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Frame statistics of the depth node and their diagnostic_msgs/DiagnosticStatus form.
 
-``FrameStats`` is shared by the subscription callbacks (frames in, drops) and the worker
-(outputs, latency, bad frames); every method takes its lock, and every container is bounded.
+``FrameStats`` is shared by the subscription callbacks (frames in, drops) and the frame
+threads (outputs, latency, bad frames); every method takes its lock, and every container is
+bounded.
 The first frame after start, or after the working size or reconstructor changes, is a warm-up
 frame (model build, CUDA graph capture): it counts as an output but stays out of the latency
 and compute statistics, which describe the steady state.
@@ -33,7 +34,7 @@ class StatsSnapshot:
     Attributes:
         frames_in: images received.
         frames_out: images reconstructed and published.
-        dropped: images replaced by a newer one before the worker took them.
+        dropped: images replaced by a newer one before the reconstruct thread took them.
         lost: images DDS reported lost before they reached the node (message_lost event).
         bad_frames: images rejected (encoding, size, data, NaN/Inf, refused camera_info, ...).
         errors: unexpected failures while reconstructing.
@@ -88,7 +89,8 @@ class FrameStats:
         self._error_time = -float("inf")
 
     def received(self, replaced_pending: bool) -> None:
-        """An image arrived; ``replaced_pending`` if it displaced one the worker had not taken."""
+        """An image arrived; ``replaced_pending`` if it displaced one the reconstruct thread had
+        not taken."""
         with self._lock:
             self._frames_in += 1
             self._dropped += int(replaced_pending)

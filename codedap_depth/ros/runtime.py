@@ -2,8 +2,8 @@
 """What a running (or configured, for the lifecycle node) depth node holds.
 
 ``DepthRuntime`` loads the optics, builds the reconstructor, creates the topics on a node and
-runs the worker thread; ``close()`` releases all of it. The plain node makes one at start-up;
-the lifecycle node makes one in ``configure`` and closes it in ``cleanup``.
+runs the reconstruct and publish threads; ``close()`` releases all of it. The plain node
+makes one at start-up; the lifecycle node makes one in ``configure`` and closes it in ``cleanup``.
 
 Threading: the subscription callbacks only store the newest image. Two threads form a
 two-stage pipeline with one slot between them: the reconstruct thread takes the image, decodes
@@ -103,7 +103,7 @@ class ReconstructedFrame:
 
 
 class DepthRuntime:
-    """Optics, reconstructor, topics and worker of a depth node.
+    """Optics, reconstructor, topics and the two frame threads of a depth node.
 
     Args:
         node: the node to create the topics on.
@@ -217,7 +217,8 @@ class DepthRuntime:
                                     timeout=timeout_s)
 
     def close(self) -> dict[str, weakref.ref]:
-        """Stop the worker, destroy the topics and drop the optics and reconstructor.
+        """Stop both threads (the frame in flight is still published), destroy the topics and
+        drop the optics and reconstructor.
 
         Returns:
             Weak references to the released objects by name (``reconstructor``, ``prior``
@@ -268,7 +269,7 @@ class DepthRuntime:
             f"best-effort camera set qos_overrides.{topic}.subscription.reliability:="
             f"best_effort")
 
-    # --- worker ----------------------------------------------------------------------------
+    # --- threads ---------------------------------------------------------------------------
 
     def _reconstruct_loop(self) -> None:
         while True:
