@@ -21,7 +21,12 @@ differences, ``H_k`` the layer's optical transfer function):
    Gaussian marginal likelihood, unbiased across blur sizes.
 5. Locality: the ideal whitening and Wiener filters ring far (the coded PSF has spectral
    zeros) and carry one depth region's evidence and deconvolution artefacts deep into its
-   neighbours. Both are cut to ``filter_radius`` (1.5 PSF sizes) with a raised-cosine taper.
+   neighbours. Both are cut to ``filter_radius`` (4.5 PSF sizes, at most half the frame)
+   with a raised-cosine taper.
+   The cut trades locality for bias: the whitener of a large blur is long, and cut at 1.5 PSF
+   sizes it under-scored the far layers (a textured plane at 2.5 m read 1.97 m, at 3.5 m
+   2.76 m); at 4.5 sizes those read 2.28 and 3.14 m and the dev set's mean AbsRel fell from
+   0.88 to 0.56 (320x240, noise 0.01), at the cost of slightly wider errors at depth edges.
 6. Scale: the prior std ``s`` is chosen per window from ``PRIOR_SCALES`` (the smallest cost,
    i.e. a Gaussian scale mixture), so high- and low-contrast regions are both modelled.
 
@@ -161,10 +166,10 @@ class ClassicalSolver:
                  smoothness: float = 1.0, device: str | torch.device = "cpu") -> None:
         self.bank, self.window, self.smoothness = bank, window, smoothness
         self.device = torch.device(device)
-        self.radius = filter_radius(bank.size)
+        self.radius = filter_radius(bank.size, max(height, width))
         pad = 2 * (self.radius + bank.size)
         self.fft_shape = (fast_fft_length(height + pad), fast_fft_length(width + pad))
-        n = 1 << int(np.ceil(np.log2(4 * self.radius + 4)))
+        n = fast_fft_length(3 * self.radius)  # 288 for r = 91: as accurate as 512, 3x faster
         self.design_grid = (n, n)
         psfs = torch.from_numpy(bank.psfs).to(self.device, torch.float64)
         self.design_otf = psf_spectra(psfs, self.design_grid)
@@ -223,7 +228,7 @@ class ClassicalSolver:
         """Truncated whitening and Wiener kernels of every layer and prior scale (designed in
         float64 on the device; steps 1, 2 and 5 of the module docstring).
 
-        The ideal filters are built on a grid about four radii wide, their impulse responses
+        The ideal filters are built on a grid about three radii wide, their impulse responses
         cut to ``radius`` with a raised-cosine taper, the whitener made zero-mean and the
         Wiener kernel renormalised to sum 1 (so a flat region stays flat).
         """
@@ -255,9 +260,15 @@ class ClassicalSolver:
         )
 
 
-def filter_radius(psf_size: int) -> int:
-    """Radius in pixels of the truncated whitening and Wiener filters: 1.5 PSF sizes, >= 8."""
-    return max(8, 3 * (psf_size // 2) + 1)
+def filter_radius(psf_size: int, frame_size: int) -> int:
+    """Radius in pixels of the truncated whitening and Wiener filters: 4.5 PSF sizes, at most
+    half the frame's longer side (a filter longer than the frame only mixes in its padding),
+    and >= 8 (step 5 of the module docstring).
+
+    >>> filter_radius(21, 320), filter_radius(21, 64), filter_radius(3, 320)
+    (91, 32, 10)
+    """
+    return max(8, min(9 * (psf_size // 2) + 1, frame_size // 2))
 
 
 @dataclass(frozen=True)

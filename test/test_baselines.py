@@ -74,8 +74,8 @@ def psnr(estimate: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def planar(bank):
-    """Four planes 2.5 layers apart (0.55, 0.85, 1.43 and 5 m), 128x128 RGB, noise 0.005."""
-    texture, label = mosaic(128, (1, 6, 11, 15))
+    """Four planes 2.5 layers apart (0.55, 0.85, 1.43 and 5 m), 256x256 RGB, noise 0.005."""
+    texture, label = mosaic(256, (1, 6, 11, 15))
     depth = bank.depths[label]
     coded = render(bank, texture, depth, 0.005)
     return texture, label, depth, coded, classical_reconstruct(coded, bank, noise_sigma=0.005)
@@ -87,8 +87,9 @@ def test_piecewise_planar_depth_beats_constant_and_lands_within_one_layer(planar
     constant = np.mean(np.abs(np.median(depth) - depth) / depth)
     assert absrel < 0.5 * constant, (absrel, constant)
     for layer in np.unique(label):
-        # interior: farther than the window half-width + PSF radius from any other plane
-        interior = binary_erosion(label == layer, iterations=16, border_value=1)
+        # interior: 32 px from any other plane (the whitening filters reach 91 px, but most
+        # of their weight lies within a PSF size or two)
+        interior = binary_erosion(label == layer, iterations=32, border_value=1)
         hit = np.mean(np.abs(result.layer[interior] - layer) <= 1)
         assert hit > 0.7, (layer, hit)
 
