@@ -25,8 +25,9 @@ differences, ``H_k`` the layer's optical transfer function):
    with a raised-cosine taper.
    The cut trades locality for bias: the whitener of a large blur is long, and cut at 1.5 PSF
    sizes it under-scored the far layers (a textured plane at 2.5 m read 1.97 m, at 3.5 m
-   2.76 m); at 4.5 sizes those read 2.28 and 3.14 m and the dev set's mean AbsRel fell from
-   0.88 to 0.56 (320x240, noise 0.01), at the cost of slightly wider errors at depth edges.
+   2.76 m; 160x120, noise 0.01); at 4.5 sizes those read 2.28 and 3.14 m and the dev set's
+   mean AbsRel fell from 0.88 to 0.56 (320x240, noise 0.01), at the cost of slightly wider
+   errors at depth edges.
 6. Scale: the prior std ``s`` is chosen per window from ``PRIOR_SCALES`` (the smallest cost,
    i.e. a Gaussian scale mixture), so high- and low-contrast regions are both modelled.
 
