@@ -71,9 +71,11 @@ def coded_capture(camera_yaml: Path) -> np.ndarray:
     return float_to_image(simulate_capture(scene, synthesize_bank(camera), 0.01, 0), "rgb8")
 
 
-def start_node(files: dict[str, Path], ns: str = NS, *args: str) -> subprocess.Popen:
+def start_node(files: dict[str, Path], ns: str = NS, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen:
     """``python -m codedap_depth.ros.node --params FILE [args] --ros-args -r __ns:=ns``, with its
-    output in ``files["log"]``; it gets SIGTERM if this process dies."""
+    output in ``files["log"]`` and ``env`` added to this process's environment; it gets SIGTERM
+    if this process dies."""
     from codedap_depth.ros.session import exit_with_parent
 
     log = open(files["log"], "w")  # noqa: SIM115 - the child holds it; closed when we return
@@ -81,7 +83,7 @@ def start_node(files: dict[str, Path], ns: str = NS, *args: str) -> subprocess.P
         return subprocess.Popen(
             [sys.executable, "-m", "codedap_depth.ros.node", "--params", str(files["params"]),
              *args, "--ros-args", "-r", f"__ns:={ns}"],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            stdout=log, stderr=subprocess.STDOUT, env=os.environ | (env or {}),
             preexec_fn=exit_with_parent)  # no node outlives a killed test run
     finally:
         log.close()

@@ -38,6 +38,8 @@ from ros_helpers import (
 
 from codedap_depth.pipeline import DEFAULT_STEPS
 
+#: glibc malloc settings under which a process's RSS follows its live memory.
+MALLOC_LIVE_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 # --- fixtures -----------------------------------------------------------------------------
 
 
@@ -54,8 +56,12 @@ def coded(setup_files) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def node_process(setup_files):
-    """``codedap-depth node --params FILE`` in namespace /rt, stopped with SIGINT at the end."""
-    proc = start_node(setup_files)
+    """``codedap-depth node --params FILE`` in namespace /rt, stopped with SIGINT at the end.
+
+    glibc's malloc gets fixed thresholds (large blocks mapped, freed memory trimmed): with its
+    adaptive ones the RSS of an idle-again node wandered by 10-20 MB between bursts, which
+    hid what the burst test measures (no frames kept)."""
+    proc = start_node(setup_files, env=MALLOC_LIVE_MEMORY)
     yield proc
     stop_node(proc, setup_files)
 
@@ -283,7 +289,8 @@ def test_burst_drops_frames_but_stays_responsive_and_flat(probe: Probe, coded,
     assert frames_in == frames_out + dropped + bad, after
     # the node works at its own rate (compute_ms) and drops the backlog instead of queueing it
     assert dropped > 0 and frames_out < frames_in, after
-    # flat memory: no per-frame growth after the first burst (each frame is 0.9 MB as float)
+    # flat memory: no per-frame growth after the first burst (queueing 50 frames would add
+    # 11.5 MB as uint8, 45 MB as float); RSS is live memory here (``node_process``)
     assert rss[-1] - rss[1] < 8, rss
 
 
