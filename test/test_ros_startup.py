@@ -19,8 +19,12 @@ LAUNCH = REPO / "launch" / "depth.launch.py"
 
 
 def start(*args: str) -> subprocess.Popen:
+    """``python -m args``; it gets SIGTERM if this process dies."""
+    from codedap_depth.ros.session import exit_with_parent
+
     return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=exit_with_parent)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +101,12 @@ def test_fatal_start_errors_are_one_clear_message(bad_files) -> None:
 
 def check_fatal(args: list[str], expected: list[str], proc: subprocess.Popen) -> None:
     """The process exits 1 with exactly one FATAL line holding every ``expected`` text."""
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired as err:  # once seen: a start spinning at full CPU
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"{args} still running after 120 s: {stdout} {stderr}") from err
     assert proc.returncode == 1, (args, stdout, stderr)
     assert "Traceback" not in stderr, stderr
     fatal = [line for line in stderr.splitlines() if "FATAL" in line]
