@@ -77,6 +77,9 @@ RANGE_TOLERANCE = 1e-3
 _P1, _P2 = 0.4, 8.0
 #: Luminance step (on [0, 1]) over which the large-jump penalty decays by 1/e across an edge.
 _EDGE_SCALE = 0.2
+#: Independent pixels a window's mean cost counts as in ``layer_spread``'s layer posterior
+#: (chosen on the dev scenes, 160x120, noise 0.01 and 0.05; ``benchmarks/NOTES.md``).
+SPREAD_TEMPERATURE = 10.0
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,14 @@ class ClassicalResult:
         cost: [K, H, W] float32 window-averaged negative log-likelihood of each layer in nats
             per pixel (whitened re-blur residual + Gaussian log-determinant, summed over
             channels, best prior scale per window), before the label smoothing.
+        uncertainty: [H, W] float32 metres, ``layer_spread`` of ``cost`` around ``depth``.
     """
 
     depth: np.ndarray
     aif: np.ndarray
     layer: np.ndarray
     cost: np.ndarray
+    uncertainty: np.ndarray
 
 
 def classical_reconstruct(
@@ -120,7 +125,8 @@ def classical_reconstruct(
         device: torch device for the FFTs and the smoothing (``"cpu"``, ``"cuda"``, ...).
 
     Returns:
-        ``ClassicalResult`` with depth (metres), AIF, layer labels and the cost volume.
+        ``ClassicalResult`` with depth (metres), AIF, layer labels, the cost volume and the
+        depth uncertainty (metres).
 
     Raises:
         ValueError: wrong rank or channel count, a colour bank with a mono image, an image
@@ -132,19 +138,22 @@ def classical_reconstruct(
         >>> psfs = np.zeros((2, 1, 3, 3), np.float32); psfs[0, 0, 1, 1] = 1; psfs[1, 0] = 1 / 9
         >>> bank = PSFBank(psfs=psfs, depths=np.array([1.0, 2.0], np.float32))
         >>> out = classical_reconstruct(np.full((8, 8, 1), 0.5, np.float32), bank)
-        >>> out.depth.shape, out.aif.shape, out.layer.dtype, out.cost.shape
-        ((8, 8), (8, 8, 1), dtype('int16'), (2, 8, 8))
+        >>> out.depth.shape, out.aif.shape, out.layer.dtype, out.cost.shape, out.uncertainty.shape
+        ((8, 8), (8, 8, 1), dtype('int16'), (2, 8, 8), (8, 8))
     """
     image = _checked_image(coded, bank, noise_sigma, window, smoothness)
     h, w, _ = image.shape
     solver = ClassicalSolver(bank, h, w, window, smoothness, device)
     y = torch.from_numpy(image).to(solver.device).permute(2, 0, 1)  # [C, H, W]
     inv_depth, aif, labels, cost = solver(y, noise_sigma)
+    depth = (1.0 / inv_depth).float()
+    spread = layer_spread(cost, solver.layer_depths, depth)
     return ClassicalResult(
-        depth=(1.0 / inv_depth).float().cpu().numpy(),
+        depth=depth.cpu().numpy(),
         aif=aif.permute(1, 2, 0).contiguous().cpu().numpy(),
         layer=labels.to(torch.int16).cpu().numpy(),
         cost=cost.cpu().numpy(),
+        uncertainty=spread.cpu().numpy(),
     )
 
 
@@ -176,7 +185,8 @@ class ClassicalSolver:
         self.design_otf = psf_spectra(psfs, self.design_grid)
         self.design_grad2 = _gradient_power(self.design_grid).to(self.device)
         self.design_mean = _spectrum_weights(self.design_grid).to(self.device)
-        self.layer_inv = 1.0 / torch.from_numpy(bank.depths).to(self.device, torch.float64)
+        self.layer_depths = torch.from_numpy(bank.depths).to(self.device, torch.float32)
+        self.layer_inv = 1.0 / self.layer_depths.double()
         scales = torch.tensor((*PRIOR_SCALES, AIF_SCALE), dtype=torch.float64)
         self.scale2 = scales.to(self.device).view(-1, 1, 1, 1, 1) ** 2
         offsets = torch.arange(-self.radius, self.radius + 1, dtype=torch.float64)
@@ -259,6 +269,31 @@ class ClassicalSolver:
             logdet=(torch.log(variance) * self.design_mean).sum(dim=(-2, -1)).float(),
             deconvolve=deconvolve.float(),
         )
+
+
+def layer_spread(cost: torch.Tensor, layer_depths: torch.Tensor, depth: torch.Tensor,
+                 temperature: float = SPREAD_TEMPERATURE) -> torch.Tensor:
+    """Depth uncertainty (metres) of an estimate from the layer posterior of the cost volume.
+
+    The window-averaged cost ``c_k`` (nats per pixel, ``ClassicalSolver``) gives each pixel a
+    posterior over the bank's layers, ``p_k ~ exp(-temperature * c_k)``: ``temperature`` is how
+    many independent pixels a window's evidence counts as. The uncertainty is the RMS distance
+    of that posterior from the estimate, ``sqrt(sum_k p_k (d_k - depth)^2)``: its spread plus
+    how far the estimate lies from it. Flat evidence (no texture) gives a wide spread; it does
+    not see errors the evidence itself is sure of (a smooth texture read at the wrong blur).
+
+    Args:
+        cost: [K, H, W] cost volume, nats per pixel.
+        layer_depths: [K] depths of the layers, metres.
+        depth: [..., H, W] depth estimate(s), metres.
+        temperature: independent pixels per window (> 0).
+
+    Returns:
+        [..., H, W] float32 std, metres.
+    """
+    posterior = torch.softmax(-temperature * cost.float(), dim=0)  # [K, H, W]
+    offset = layer_depths.float().view(-1, 1, 1) - depth.float().unsqueeze(-3)  # [..., K, H, W]
+    return (posterior * offset.square()).sum(dim=-3).sqrt()
 
 
 def filter_radius(psf_size: int, frame_size: int) -> int:

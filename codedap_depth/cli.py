@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--psf", type=Path, required=True, help="PSF bank .npz (format v1)")
     rec.add_argument("--method", choices=["dfd-dps", "dps", "classical"], default="dfd-dps")
     rec.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler DDIM steps")
-    rec.add_argument("--samples", type=int, default=1, help="posterior samples (uncertainty)")
+    rec.add_argument("--samples", type=int, default=1,
+                     help="posterior samples (their spread adds to the uncertainty)")
     rec.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--noise-sigma", type=float, default=None,

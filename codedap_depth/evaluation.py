@@ -19,7 +19,7 @@ from codedap_depth.figures import panel_figure
 from codedap_depth.geometry import backproject, write_ply
 from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
 from codedap_depth.imageio import write_png8
-from codedap_depth.metrics import depth_metrics, psnr, ssim
+from codedap_depth.metrics import depth_metrics, psnr, ssim, uncertainty_calibration
 from codedap_depth.optics import PSFBank
 from codedap_depth.pipeline import METHODS, Reconstruction, ReconstructionConfig, Reconstructor
 from codedap_depth.scenes import SCENES, Scene, load_scene
@@ -36,8 +36,8 @@ SUITES: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
 }
 ROW_KEYS = (
     "scene", "method", "noise_sigma", "seed", "steps", "samples", "depth_absrel",
-    "depth_median_rel", "depth_rmse_m", "depth_mae_m", "delta1", "aif_psnr_db", "aif_ssim",
-    "seconds", "device",
+    "depth_median_rel", "depth_rmse_m", "depth_mae_m", "delta1", "uncertainty_spearman",
+    "within_2std", "aif_psnr_db", "aif_ssim", "seconds", "device",
 )
 
 
@@ -89,8 +89,10 @@ def metrics_row(
     row: dict[str, float] = {}
     if gt_depth is not None:
         m = depth_metrics(rec.depth, gt_depth)
+        c = uncertainty_calibration(rec.depth, rec.uncertainty, gt_depth)
         row.update(depth_absrel=m.absrel, depth_median_rel=m.median_rel, depth_rmse_m=m.rmse_m,
-                   depth_mae_m=m.mae_m, delta1=m.delta1)
+                   depth_mae_m=m.mae_m, delta1=m.delta1, uncertainty_spearman=c.spearman,
+                   within_2std=c.within_2std)
     if gt_aif is not None:
         aif = rec.aif if rec.aif.shape == gt_aif.shape else rec.aif.mean(-1, keepdims=True)
         truth = gt_aif if rec.aif.shape == gt_aif.shape else gt_aif.mean(-1, keepdims=True)
@@ -201,17 +203,18 @@ def summary_table(rows: list[dict]) -> str:
         groups.setdefault((row["scene"], row["noise_sigma"], row["method"]), []).append(row)
     lines = [
         "| scene | noise | method | seeds | AbsRel | median rel. | RMSE (m) | delta1 "
-        "| AIF PSNR (dB) | AIF SSIM | s/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| std-error Spearman | within 2 std | AIF PSNR (dB) | AIF SSIM | s/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (scene, noise, method), group in groups.items():
         mean = {k: float(np.mean([r[k] for r in group])) for k in
-                ("depth_absrel", "depth_median_rel", "depth_rmse_m", "delta1", "aif_psnr_db",
-                 "aif_ssim", "seconds")}
+                ("depth_absrel", "depth_median_rel", "depth_rmse_m", "delta1",
+                 "uncertainty_spearman", "within_2std", "aif_psnr_db", "aif_ssim", "seconds")}
         lines.append(
             f"| {scene} | {noise} | {method} | {len(group)} | {mean['depth_absrel']:.3f} | "
             f"{mean['depth_median_rel']:.3f} | {mean['depth_rmse_m']:.3f} | "
-            f"{mean['delta1']:.3f} | {mean['aif_psnr_db']:.2f} | "
+            f"{mean['delta1']:.3f} | {mean['uncertainty_spearman']:.2f} | "
+            f"{mean['within_2std']:.2f} | {mean['aif_psnr_db']:.2f} | "
             f"{mean['aif_ssim']:.3f} | {mean['seconds']:.2f} |"
         )
     device = rows[0]["device"] if rows else "?"

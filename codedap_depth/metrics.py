@@ -56,6 +56,38 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> DepthMetrics:
     )
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How well a per-pixel depth std ``sigma`` tracks the actual error.
+
+    Attributes:
+        spearman: rank correlation between ``sigma`` and ``|pred - gt|`` (NaN when ``sigma``
+            is constant, e.g. all 0).
+        within_2std: share of pixels with ``|pred - gt| <= 2 sigma`` (about 95 % for a
+            calibrated Gaussian std).
+    """
+
+    spearman: float
+    within_2std: float
+
+
+def uncertainty_calibration(pred: np.ndarray, sigma: np.ndarray, gt: np.ndarray) -> Calibration:
+    """Calibration of ``sigma`` ([H, W] metres) on the pixels where ``pred``, ``sigma`` and
+    ``gt`` are all finite."""
+    from scipy.stats import spearmanr
+
+    if not pred.shape == sigma.shape == gt.shape:
+        raise ValueError(f"shapes differ: pred {pred.shape}, sigma {sigma.shape}, gt {gt.shape}")
+    scored = np.isfinite(pred) & np.isfinite(sigma) & np.isfinite(gt) & (gt > 0)
+    if not scored.any():
+        raise ValueError("no pixel with a finite prediction, std and ground truth to score")
+    error = np.abs(pred[scored].astype(np.float64) - gt[scored])
+    spread = sigma[scored].astype(np.float64)
+    constant = np.ptp(spread) == 0
+    spearman = float("nan") if constant else float(spearmanr(spread, error).statistic)
+    return Calibration(spearman=spearman, within_2std=float(np.mean(error <= 2 * spread)))
+
+
 def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB for [0, 1] images."""
     if pred.shape != truth.shape:

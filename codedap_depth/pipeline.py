@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from codedap_depth.baselines import ClassicalSolver, classical_reconstruct
+from codedap_depth.baselines import ClassicalSolver, classical_reconstruct, layer_spread
 from codedap_depth.consistency import LayerEvidence, solve_image
 from codedap_depth.forward import LayeredBlur, check_coded_image, estimate_noise_sigma
 from codedap_depth.graphed import CapturedCall
@@ -51,7 +52,7 @@ class ReconstructionConfig:
     Attributes:
         method: ``dfd-dps`` | ``dps`` | ``classical``.
         steps: DDIM steps of the samplers (1 ... 1000).
-        samples: posterior samples M (depth = median, uncertainty = std over them).
+        samples: posterior samples M (depth = their median; their std adds to the uncertainty).
         device: ``cpu`` or ``cuda[:N]``.
         seed: random seed; same seed, input and device give the same output.
         noise_sigma: measurement noise std on [0, 1] intensities; None estimates it per frame.
@@ -92,7 +93,9 @@ class Reconstruction:
     Attributes:
         depth: [H, W] float32 metres along the optical axis, NaN = invalid.
         aif: [H, W, C] float32 all-in-focus image in [0, 1] (C as the input: 1 or 3).
-        uncertainty: [H, W] float32 metres, std over posterior samples (0 with one sample).
+        uncertainty: [H, W] float32 metres: the layer posterior's spread around the depth
+            (``baselines.layer_spread`` of the classical cost volume; 0 with a known depth),
+            combined with the std over posterior samples when there are several.
         seconds: wall time of the reconstruction.
         noise_sigma: the noise std used ([0, 1] intensities).
         residuals: RMS data residual after each sampler iteration (empty for classical).
@@ -104,6 +107,19 @@ class Reconstruction:
     seconds: float
     noise_sigma: float
     residuals: list[float]
+
+
+class FramePosterior(NamedTuple):
+    """The device result of one padded frame (``Reconstructor.posterior``).
+
+    Attributes:
+        sample: the sampler's output.
+        spread: [M, 1, H, W] depth uncertainty of each sample, metres (``layer_spread``);
+            None when the depth was given.
+    """
+
+    sample: SamplerResult
+    spread: torch.Tensor | None
 
 
 class Reconstructor:
@@ -151,8 +167,8 @@ class Reconstructor:
         sigma = self.config.noise_sigma or max(estimate_noise_sigma(y), _MIN_NOISE_SIGMA)
         if self.config.method == "classical":
             classical = classical_reconstruct(image, self.bank, sigma, device=self.config.device)
-            depth, aif = classical.depth, classical.aif
-            uncertainty, residuals = np.zeros_like(depth), []
+            depth, aif, uncertainty = classical.depth, classical.aif, classical.uncertainty
+            residuals = []
         else:
             seed = self.config.seed if seed is None else seed
             depth, aif, uncertainty, residuals = self._sample(y, sigma, seed, known_inv)
@@ -193,17 +209,20 @@ class Reconstructor:
     def posterior(
         self, y: torch.Tensor, valid: torch.Tensor, sigma: torch.Tensor | float,
         noise: NoiseSource, known_inv: torch.Tensor | None = None,
-    ) -> SamplerResult:
-        """All device work of one frame: warm start, then the sampler. ``y`` [1, C, H, W],
-        ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth, 1/m) are padded to the
-        prior's size multiple (``prepare`` first)."""
+    ) -> FramePosterior:
+        """All device work of one frame: warm start, the sampler, the depth uncertainty.
+        ``y`` [1, C, H, W], ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth,
+        1/m) are padded to the prior's size multiple (``prepare`` first). The classical
+        solver runs for every blind frame: its cost volume gives the uncertainty."""
         sampler = self.config.sampler
         aif = y[0]  # without a warm-start image the first image step deconvolves from y
+        cost = None
+        if known_inv is None:
+            classical_inv, classical_aif, _, cost = self.classical_solver(y[0], sigma)
         if known_inv is not None:
             inv_depth = known_inv
         elif self.config.init == "classical":
-            inv_depth, aif = self.classical_solver(y[0], sigma)[:2]
-            inv_depth = inv_depth.float()[None, None]
+            inv_depth, aif = classical_inv.float()[None, None], classical_aif
         elif self.config.init == "evidence":
             evidence = LayerEvidence(self.model, y, sigma, sampler.gradient_sigma,
                                      sampler.window)
@@ -212,16 +231,20 @@ class Reconstructor:
             inv_depth = v_to_inv(self.model, torch.full_like(valid, 0.5))
         init_v = inv_to_v(self.model, inv_depth)
         if self.config.method == "dps":  # starts from pure noise: no initial image
-            return dps(y, self.model, self.prior, sampler, steps=self.config.steps,
-                       samples=self.config.samples, init_v=init_v, noise=noise, valid=valid)
-        if sampler.init_cg_iterations:
-            lambda_g = (sigma / sampler.gradient_sigma) ** 2
-            aif = solve_image(self.model.at(inv_depth), y, valid, aif[None], 0.0, lambda_g,
-                              sampler.init_cg_iterations).image[0]
-        return dfd_dps(y, self.model, self.prior, sampler, steps=self.config.steps,
-                       samples=self.config.samples, init_v=init_v, init_image=aif[None],
-                       noise_sigma=sigma, noise=noise, valid=valid,
-                       fit_depth=known_inv is None)
+            result = dps(y, self.model, self.prior, sampler, steps=self.config.steps,
+                         samples=self.config.samples, init_v=init_v, noise=noise, valid=valid)
+        else:
+            if sampler.init_cg_iterations:
+                lambda_g = (sigma / sampler.gradient_sigma) ** 2
+                aif = solve_image(self.model.at(inv_depth), y, valid, aif[None], 0.0, lambda_g,
+                                  sampler.init_cg_iterations).image[0]
+            result = dfd_dps(y, self.model, self.prior, sampler, steps=self.config.steps,
+                             samples=self.config.samples, init_v=init_v, init_image=aif[None],
+                             noise_sigma=sigma, noise=noise, valid=valid,
+                             fit_depth=known_inv is None)
+        spread = None if cost is None else layer_spread(
+            cost, self.classical_solver.layer_depths, 1.0 / result.inv_depth)
+        return FramePosterior(result, spread)
 
     def prepare(self, height: int, width: int, channels: int) -> None:
         """Build ``model`` (forward model) and ``classical_solver`` (warm start) for padded
@@ -232,7 +255,7 @@ class Reconstructor:
         self.model = LayeredBlur(self.bank, height, width,
                                   occlusion=self.config.sampler.occlusion).to(self.device)
         self.classical_solver = ClassicalSolver(self.bank, height, width, device=self.device)
-        self._graph: CapturedCall[SamplerResult] | None = None
+        self._graph: CapturedCall[FramePosterior] | None = None
         self._size = (height, width, channels)
 
     def _sample(
@@ -248,7 +271,7 @@ class Reconstructor:
         draw = seeded_noise(generator, (self.config.samples, 3, *y.shape[-2:]))
         if known_inv is not None:
             known_inv = torch.nn.functional.pad(known_inv, pad, mode="replicate")
-            result = self.posterior(y, valid, sigma, draw, known_inv)
+            result, spread = self.posterior(y, valid, sigma, draw, known_inv)
         elif self.graphed:
             noise = torch.stack([draw(i) for i in range(self.config.steps + 1)])
             sigma_t = torch.tensor(sigma, dtype=torch.float32).to(self.device)
@@ -257,10 +280,12 @@ class Reconstructor:
                     lambda y_, valid_, sigma_, noise_: self.posterior(
                         y_, valid_, sigma_, noise_.__getitem__),
                     y, valid, sigma_t, noise)
-            result = self._graph(y, valid, sigma_t, noise)
+            result, spread = self._graph(y, valid, sigma_t, noise)
         else:
-            result = self.posterior(y, valid, sigma, draw)
+            result, spread = self.posterior(y, valid, sigma, draw)
         depths = (1.0 / result.inv_depth[:, 0, :height, :width]).float().cpu().numpy()
         aif = result.aif[:, :, :height, :width].mean(dim=0).permute(1, 2, 0).float().cpu().numpy()
-        uncertainty = depths.std(axis=0) if depths.shape[0] > 1 else np.zeros(depths.shape[1:])
-        return np.median(depths, axis=0), aif, uncertainty, result.residuals.tolist()
+        variance = depths.var(axis=0)  # between samples (0 for one)
+        if spread is not None:
+            variance = variance + spread[:, 0, :height, :width].square().mean(dim=0).cpu().numpy()
+        return np.median(depths, axis=0), aif, np.sqrt(variance), result.residuals.tolist()

@@ -14,7 +14,7 @@ from scipy.ndimage import binary_erosion
 from skimage.io import imread
 
 import codedap_depth.baselines
-from codedap_depth.baselines import classical_reconstruct
+from codedap_depth.baselines import classical_reconstruct, layer_spread
 from codedap_depth.forward import LayeredBlur, add_sensor_noise
 from codedap_depth.optics import (
     PSFBank,
@@ -114,6 +114,32 @@ def test_result_types_ranges_and_consistency(planar, bank):
     inv = 1.0 / bank.depths.astype(np.float64)
     half_gap = np.abs(np.diff(inv)).max() / 2
     assert np.all(np.abs(1.0 / result.depth - inv[result.layer]) <= half_gap + 1e-4)
+
+
+def test_layer_spread_is_the_rms_distance_of_the_layer_posterior():
+    depths = torch.tensor([1.0, 2.0, 4.0])
+    sure = torch.tensor([0.0, 50.0, 50.0]).view(3, 1, 1)  # layer 0 by far
+    estimate = torch.full((2, 1, 1), 1.5)  # [M = 2, H, W]: one estimate per sample
+    spread = layer_spread(sure, depths, estimate)
+    assert spread.shape == (2, 1, 1)
+    torch.testing.assert_close(spread, torch.full((2, 1, 1), 0.5))  # |1 - 1.5|
+    flat = layer_spread(torch.zeros(3, 1, 1), depths, torch.full((1, 1), 2.0))
+    torch.testing.assert_close(flat, torch.full((1, 1), (5 / 3) ** 0.5))  # sqrt((1 + 0 + 4) / 3)
+
+
+def test_uncertainty_is_wide_where_the_image_has_no_texture(bank):
+    """A plane at 1 m, textured on the left, flat grey on the right: the flat half carries no
+    depth evidence, so its uncertainty must be much wider; within the range everywhere."""
+    texture = np.full((96, 128, 3), 0.5, np.float32)
+    texture[:, :64] = photo("astronaut", 96, 64)
+    coded = render(bank, texture, np.full((96, 128), 1.0, np.float32), 0.01)
+    result = classical_reconstruct(coded, bank)
+    sigma = result.uncertainty
+    assert sigma.shape == (96, 128) and sigma.dtype == np.float32
+    assert np.all(np.isfinite(sigma)) and sigma.min() >= 0
+    assert sigma.max() <= bank.depths[-1] - bank.depths[0]
+    textured, flat = np.median(sigma[:, 8:40]), np.median(sigma[:, 96:])
+    assert flat > 3 * textured, (textured, flat)
 
 
 def test_without_smoothing_labels_are_the_cost_argmin(bank):

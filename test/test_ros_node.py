@@ -81,7 +81,14 @@ def probe(ros, node_process, setup_files) -> Probe:
 # --- outputs --------------------------------------------------------------------------------
 
 
-def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded) -> None:
+def uncertainty_limit(files: dict[str, Path]) -> float:
+    """The node's ``max_relative_uncertainty`` from its parameter file."""
+    config = yaml.safe_load(files["params"].read_text())
+    return float(next(iter(config.values()))["ros__parameters"]["max_relative_uncertainty"])
+
+
+def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded,
+                                                            setup_files) -> None:
     from codedap_depth.image_codec import decode_image, image_to_float, pack_rgb
     from codedap_depth.ros.pointcloud import pointcloud2_to_arrays
 
@@ -138,12 +145,16 @@ def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded
     assert (cloud.height, cloud.width, cloud.point_step) == (height, width, 32)
     assert cloud.row_step == 32 * width and cloud.is_dense is False
     points = pointcloud2_to_arrays(cloud)
-    np.testing.assert_array_equal(np.isnan(points["z"]), ~valid)
-    np.testing.assert_allclose(points["z"][valid], depth[valid], rtol=1e-6)
-    v, u = np.nonzero(valid)
-    np.testing.assert_allclose(points["x"][valid], (u - K[0, 2]) * depth[valid] / K[0, 0],
+    # points are NaN where depth is, and where sigma / depth exceeds max_relative_uncertainty
+    with np.errstate(invalid="ignore"):
+        sure = valid & ~(sigma / depth > uncertainty_limit(setup_files))
+    assert sure.any() and (valid & ~sure).any(), "some valid depths should be too uncertain"
+    np.testing.assert_array_equal(np.isnan(points["z"]), ~sure)
+    np.testing.assert_allclose(points["z"][sure], depth[sure], rtol=1e-6)
+    v, u = np.nonzero(sure)
+    np.testing.assert_allclose(points["x"][sure], (u - K[0, 2]) * depth[sure] / K[0, 0],
                                rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(points["y"][valid], (v - K[1, 2]) * depth[valid] / K[1, 1],
+    np.testing.assert_allclose(points["y"][sure], (v - K[1, 2]) * depth[sure] / K[1, 1],
                                rtol=1e-5, atol=1e-6)
     aif = decode_image("rgb8", height, width, aif_msg.step, aif_msg.data)
     np.testing.assert_array_equal(points["rgb"], pack_rgb(aif))

@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import REPO
 
+from codedap_depth.baselines import classical_reconstruct, layer_spread
 from codedap_depth.consistency import solve_image
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.metrics import psnr
@@ -111,17 +112,27 @@ def test_known_depth_is_validated(prior, bank, scene):
     assert np.isfinite(run(coded, known_depth=holes).depth).all()
 
 
-def test_uncertainty_is_the_spread_of_the_posterior_samples(prior, bank, scene):
+def test_uncertainty_adds_the_sample_spread_to_the_layer_posterior(prior, bank, scene):
     coded = simulate_capture(scene, bank, 0.02, seed=0)
+    single = Reconstructor(bank, ReconstructionConfig(steps=6, samples=1), prior)(coded)
+    classical = classical_reconstruct(coded, bank, single.noise_sigma)
+    expected = layer_spread(torch.from_numpy(classical.cost), torch.from_numpy(bank.depths),
+                            torch.from_numpy(single.depth))
+    np.testing.assert_allclose(single.uncertainty, expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert single.uncertainty.min() >= 0 and single.uncertainty.max() > 0
+    assert single.uncertainty.max() <= bank.depths[-1] - bank.depths[0]
+
     stochastic = SamplerConfig(renoise=0.2)  # renoise 0 (default) makes the samples equal
-    several = Reconstructor(bank, ReconstructionConfig(steps=6, samples=4, init="mid",
-                                                       sampler=stochastic), prior)
+    several = Reconstructor(bank, ReconstructionConfig(steps=6, samples=4, sampler=stochastic),
+                            prior)
     rec = several(coded)
-    assert np.all(np.isfinite(rec.uncertainty)) and np.all(rec.uncertainty >= 0)
-    assert rec.uncertainty.mean() > 0  # samples differ (own noise each)
-    assert np.all(rec.uncertainty <= (bank.depths[-1] - bank.depths[0]) / 2 + 1e-6)
-    single = Reconstructor(bank, ReconstructionConfig(steps=6, samples=1, init="mid"), prior)
-    assert np.all(single(coded).uncertainty == 0)
+    assert np.all(np.isfinite(rec.uncertainty))
+    # several samples: the between-sample variance adds to the mean layer-posterior variance
+    assert np.all(rec.uncertainty >= 0) and rec.uncertainty.max() > 0
+    assert rec.uncertainty.max() <= bank.depths[-1] - bank.depths[0]
+    known = Reconstructor(bank, ReconstructionConfig(steps=3), prior)(
+        coded, known_depth=scene.depth)
+    assert np.all(known.uncertainty == 0)  # the depth was given
 
 
 def test_mono_and_colour_banks(prior, bank, scene):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers import REPO
 
-from codedap_depth.metrics import depth_metrics, psnr, ssim
+from codedap_depth.metrics import depth_metrics, psnr, ssim, uncertainty_calibration
 from codedap_depth.optics import load_camera, synthesize_bank
 from codedap_depth.scenes import OPENCV_DATA, fill_unknown, load_scene, scene_from_files
 from codedap_depth.simulate import simulate_capture
@@ -90,6 +90,19 @@ def test_depth_metrics_on_known_errors():
     assert missing.coverage == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="no finite"):
         depth_metrics(pred, np.full((2, 2), np.nan))
+
+
+def test_uncertainty_calibration_on_known_errors():
+    gt = np.ones((4, 5))
+    pred = gt + np.linspace(-1, 1, 20).reshape(4, 5) ** 3  # errors of all sizes
+    error = np.abs(pred - gt)
+    tracking = uncertainty_calibration(pred, error, gt)  # std = |error|: rank 1, all inside
+    assert tracking.spearman == pytest.approx(1.0) and tracking.within_2std == 1.0
+    half = uncertainty_calibration(pred, np.where(error > np.median(error), 0.0, error), gt)
+    assert half.within_2std == pytest.approx(0.5)  # the larger errors are outside 0 std
+    assert np.isnan(uncertainty_calibration(pred, np.zeros_like(gt), gt).spearman)
+    with pytest.raises(ValueError, match="shapes differ"):
+        uncertainty_calibration(pred, error[:2], gt)
 
 
 def test_image_metrics():

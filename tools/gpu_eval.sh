@@ -7,7 +7,8 @@
 # (opencv-doc's aloeL.jpg and aloeGT.png) and .heldout_data/ (tools/fetch_heldout.py).
 # Writes $OUT/results.tgz (one folder per run: halves.json, results.json/.md of `codedap-depth
 # eval`, or bench.json) and logs. HALVES=0 skips the parts that do not depend on the blind
-# pipeline (image half with known depth, floors, steps with known depth).
+# pipeline (image half with known depth, floors, steps with known depth); METHODS overrides the
+# blind eval's methods (default classical,dfd-dps:4,dfd-dps:20,dfd-dps:50).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
@@ -24,7 +25,7 @@ for camera in camera camera_b; do
             --out "$runs/aif_${set}_$camera"
         suite=$([ $set = dev ] && echo all || echo heldout)
         timeout 300 python3 -m codedap_depth.cli eval --suite $suite --camera config/$camera.yaml \
-            --methods classical,dfd-dps:4,dfd-dps:20,dfd-dps:50 \
+            --methods "${METHODS:-classical,dfd-dps:4,dfd-dps:20,dfd-dps:50}" \
             --noise 0.005,0.01,0.02,0.05 --seeds 3 \
             --device cuda --out "$runs/eval_${set}_$camera"
         rm -rf "$runs/eval_${set}_$camera/figures"  # keep the archive small

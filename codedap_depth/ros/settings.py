@@ -43,7 +43,8 @@ class NodeSettings:
             ``psf_file`` is empty; "" = the package's ``config/camera.yaml``.
         method: ``dfd-dps``, ``dps`` or ``classical``.
         steps: sampler steps.
-        samples: posterior samples (uncertainty is their per-pixel std, metres).
+        samples: posterior samples (depth is their median; their spread adds to the
+            uncertainty).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         cuda_graph: on CUDA, replay each dfd-dps frame from a CUDA graph (the real-time path;
             the first frame of a size captures it and takes a few times longer).
