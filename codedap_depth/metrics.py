@@ -73,14 +73,18 @@ class Calibration:
 
 def uncertainty_calibration(pred: np.ndarray, sigma: np.ndarray, gt: np.ndarray) -> Calibration:
     """Calibration of ``sigma`` ([H, W] metres) on the pixels where ``pred``, ``sigma`` and
-    ``gt`` are all finite."""
+    ``gt`` are all finite; NaN fields when the prediction leaves no such pixel (as
+    ``depth_metrics``)."""
     from scipy.stats import spearmanr
 
     if not pred.shape == sigma.shape == gt.shape:
         raise ValueError(f"shapes differ: pred {pred.shape}, sigma {sigma.shape}, gt {gt.shape}")
-    scored = np.isfinite(pred) & np.isfinite(sigma) & np.isfinite(gt) & (gt > 0)
+    known = np.isfinite(gt) & (gt > 0)
+    if not known.any():
+        raise ValueError("ground truth has no finite pixel to score")
+    scored = known & np.isfinite(pred) & np.isfinite(sigma)
     if not scored.any():
-        raise ValueError("no pixel with a finite prediction, std and ground truth to score")
+        return Calibration(spearman=float("nan"), within_2std=float("nan"))
     error = np.abs(pred[scored].astype(np.float64) - gt[scored])
     spread = sigma[scored].astype(np.float64)
     constant = np.ptp(spread) == 0

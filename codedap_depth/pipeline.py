@@ -217,18 +217,18 @@ class Reconstructor:
         sampler = self.config.sampler
         aif = y[0]  # without a warm-start image the first image step deconvolves from y
         cost = None
-        if known_inv is None:
-            classical_inv, classical_aif, _, cost = self.classical_solver(y[0], sigma)
         if known_inv is not None:
             inv_depth = known_inv
-        elif self.config.init == "classical":
-            inv_depth, aif = classical_inv.float()[None, None], classical_aif
-        elif self.config.init == "evidence":
-            evidence = LayerEvidence(self.model, y, sigma, sampler.gradient_sigma,
-                                     sampler.window)
-            inv_depth = evidence_start(self.model, evidence, y)
-        else:  # "mid": halfway through the bank in inverse depth
-            inv_depth = v_to_inv(self.model, torch.full_like(valid, 0.5))
+        else:
+            classical_inv, classical_aif, _, cost = self.classical_solver(y[0], sigma)
+            if self.config.init == "classical":
+                inv_depth, aif = classical_inv.float()[None, None], classical_aif
+            elif self.config.init == "evidence":
+                evidence = LayerEvidence(self.model, y, sigma, sampler.gradient_sigma,
+                                         sampler.window)
+                inv_depth = evidence_start(self.model, evidence, y)
+            else:  # "mid": halfway through the bank in inverse depth
+                inv_depth = v_to_inv(self.model, torch.full_like(valid, 0.5))
         init_v = inv_to_v(self.model, inv_depth)
         if self.config.method == "dps":  # starts from pure noise: no initial image
             result = dps(y, self.model, self.prior, sampler, steps=self.config.steps,

@@ -103,6 +103,10 @@ def test_uncertainty_calibration_on_known_errors():
     assert np.isnan(uncertainty_calibration(pred, np.zeros_like(gt), gt).spearman)
     with pytest.raises(ValueError, match="shapes differ"):
         uncertainty_calibration(pred, error[:2], gt)
+    with pytest.raises(ValueError, match="no finite pixel"):
+        uncertainty_calibration(pred, error, np.full_like(gt, np.nan))
+    unscored = uncertainty_calibration(np.full_like(gt, np.nan), error, gt)  # as depth_metrics
+    assert np.isnan(unscored.spearman) and np.isnan(unscored.within_2std)
 
 
 def test_image_metrics():
