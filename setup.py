@@ -14,6 +14,8 @@ setup(
         PACKAGE: [
             "weights/*.safetensors",
             "weights/*.json",
+            "regressor/weights/*.safetensors",
+            "regressor/weights/*.json",
             "prior/*.json",
             "heldout_manifest.json",
         ]

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
+"""U-Net regressor baseline (``--method unet``): coded image -> depth, its std, AIF.
+
+Modules, one job each: ``model`` (the network and the inverse-depth normalisation),
+``loading`` (weights files, checked), ``inference`` (a frame in, metres out), ``data``
+(simulated training pairs) and ``train`` (training, ``python -m codedap_depth.regressor.train``).
+Shipped weights: ``codedap_depth/regressor/weights/``.
+"""
+
+from codedap_depth.regressor.inference import DepthRegressor, Regression, load_regressor
+from codedap_depth.regressor.model import DepthUNet, UNetConfig
+
+__all__ = ["DepthRegressor", "DepthUNet", "Regression", "UNetConfig", "load_regressor"]
