@@ -58,7 +58,7 @@ from codedap_depth.image_codec import (
     pack_cloud,
 )
 from codedap_depth.optics import Camera, load_camera
-from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = "sensor_msgs/msg/Image"
@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="reconstruct every frame offline; metrics + output bag")
     ev.add_argument("bag", type=Path)
     ev.add_argument("--out", type=Path, required=True)
-    ev.add_argument("--method", choices=["dfd-dps", "dps", "classical"], default="dfd-dps")
+    ev.add_argument("--method", choices=METHODS, default="dfd-dps")
     ev.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ev.add_argument("--samples", type=int, default=1)
     ev.add_argument("--device", default="cpu")

@@ -12,7 +12,7 @@ import numpy as np
 
 from codedap_depth.bench import PARTS, QUALITY_SCENES
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.pipeline import DEFAULT_STEPS, METHODS, STEPLESS_METHODS
 
 UNITS = (
     "Units: depths in metres; sizes in pixels (WxH) of the working resolution; noise sigma is "
@@ -123,8 +123,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         print("points.ply not written: the bank has no focal_length/pixel_pitch; pass --fx",
               file=sys.stderr)
     summary = {"image": str(args.image), "method": args.method, "noise_sigma": rec.noise_sigma,
-               "steps": 0 if args.method == "classical" else args.steps,
-               "samples": 1 if args.method == "classical" else args.samples,
+               "steps": 0 if args.method in STEPLESS_METHODS else args.steps,
+               "samples": 1 if args.method in STEPLESS_METHODS else args.samples,
                **metrics_row(rec, gt_depth, gt_aif), "seconds": rec.seconds,
                "device": device_name(args.device)}
     if gt_depth is not None or gt_aif is not None:
@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("image", type=Path, help="coded photo (8/16-bit PNG, grey or RGB)")
     rec.add_argument("--psf", type=Path, required=True, help="PSF bank .npz (format v1)")
-    rec.add_argument("--method", choices=["dfd-dps", "dps", "classical"], default="dfd-dps")
+    rec.add_argument("--method", choices=METHODS, default="dfd-dps",
+                     help="unet: the U-Net regressor, trained for config/camera.yaml only")
     rec.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler DDIM steps")
     rec.add_argument("--samples", type=int, default=1,
                      help="posterior samples (their spread adds to the uncertainty)")

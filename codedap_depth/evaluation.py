@@ -21,7 +21,13 @@ from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
 from codedap_depth.imageio import write_png8
 from codedap_depth.metrics import depth_metrics, psnr, ssim, uncertainty_calibration
 from codedap_depth.optics import PSFBank
-from codedap_depth.pipeline import METHODS, Reconstruction, ReconstructionConfig, Reconstructor
+from codedap_depth.pipeline import (
+    METHODS,
+    STEPLESS_METHODS,
+    Reconstruction,
+    ReconstructionConfig,
+    Reconstructor,
+)
 from codedap_depth.scenes import SCENES, Scene, load_scene
 from codedap_depth.simulate import simulate_capture
 
@@ -53,7 +59,7 @@ class MethodSpec:
 
     @property
     def label(self) -> str:
-        return self.name if self.name == "classical" else f"{self.name}:{self.steps}"
+        return self.name if self.name in STEPLESS_METHODS else f"{self.name}:{self.steps}"
 
 
 def parse_methods(text: str, default_steps: int) -> list[MethodSpec]:
@@ -153,7 +159,7 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     depth_range = (float(bank.depths[0]), float(bank.depths[-1]))
-    if prior is None and any(m.name != "classical" for m in methods):
+    if prior is None and any(m.name not in STEPLESS_METHODS for m in methods):
         from codedap_depth.prior import load_prior
 
         prior = load_prior(device)
@@ -174,8 +180,8 @@ def run_eval(
                 continue
             rec = runner(coded, seed=seed)
             row = {"scene": scene_name, "method": spec.label, "noise_sigma": noise,
-                   "seed": seed, "steps": 0 if spec.name == "classical" else spec.steps,
-                   "samples": 1 if spec.name == "classical" else samples,
+                   "seed": seed, "steps": 0 if spec.name in STEPLESS_METHODS else spec.steps,
+                   "samples": 1 if spec.name in STEPLESS_METHODS else samples,
                    **metrics_row(rec, scene.depth, scene.rgb), "seconds": rec.seconds,
                    "device": name}
             rows.append({k: row[k] for k in ROW_KEYS})

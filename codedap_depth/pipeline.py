@@ -3,7 +3,8 @@
 
 ``Reconstructor`` holds what is prepared once per bank and frame size (prior, PSF spectra, the
 classical solver, the CUDA graph) and runs the chosen method on each frame: ``dfd-dps``
-(default), ``dps`` or ``classical``. A frame's device work (warm start, then the sampler) is one
+(default), ``dps``, ``classical`` or ``unet`` (the U-Net regressor of ``codedap_depth.regressor``,
+which takes the image alone). A frame's device work (warm start, then the sampler) is one
 function, ``Reconstructor.posterior``; on CUDA, dfd-dps replays it from a CUDA graph.
 """
 
@@ -34,7 +35,9 @@ from codedap_depth.sampler import (
 )
 from codedap_depth.scenes import fill_unknown
 
-METHODS = ("dfd-dps", "dps", "classical")
+METHODS = ("dfd-dps", "dps", "classical", "unet")
+#: Methods without sampler steps or posterior samples (``steps`` / ``samples`` are ignored).
+STEPLESS_METHODS = ("classical", "unet")
 INITS = ("classical", "evidence", "mid")
 #: Sampler steps of the real-time preset (the default), and of the quality preset: at 4 steps
 #: and 10 CG iterations a 256x256 frame took 59.4 ms and a 512x512 frame 183.3 ms on an H200
@@ -50,7 +53,7 @@ class ReconstructionConfig:
     """What to run.
 
     Attributes:
-        method: ``dfd-dps`` | ``dps`` | ``classical``.
+        method: ``dfd-dps`` | ``dps`` | ``classical`` | ``unet``.
         steps: DDIM steps of the samplers (1 ... 1000).
         samples: posterior samples M (depth = their median; their std adds to the uncertainty).
         device: ``cpu`` or ``cuda[:N]``.
@@ -137,7 +140,12 @@ class Reconstructor:
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {config.device!r} requested but CUDA is not available")
-        if config.method != "classical" and prior is None:
+        self.regressor = None
+        if config.method == "unet":  # the trained U-Net; no prior, no PSFs
+            from codedap_depth.regressor import load_regressor
+
+            self.regressor = load_regressor(self.device)
+        elif config.method != "classical" and prior is None:
             from codedap_depth.prior import load_prior
 
             prior = load_prior(self.device)
@@ -169,6 +177,9 @@ class Reconstructor:
             classical = classical_reconstruct(image, self.bank, sigma, device=self.config.device)
             depth, aif, uncertainty = classical.depth, classical.aif, classical.uncertainty
             residuals = []
+        elif self.regressor is not None:
+            depth, aif, uncertainty = self._regress(y)
+            residuals = []
         else:
             seed = self.config.seed if seed is None else seed
             depth, aif, uncertainty, residuals = self._sample(y, sigma, seed, known_inv)
@@ -180,6 +191,12 @@ class Reconstructor:
             noise_sigma=float(sigma),
             residuals=residuals,
         )
+
+    def _regress(self, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``unet``: depth (m), AIF [H, W, C] and depth std (m) of [1, C, H, W] ``y`` from the
+        regressor, which ignores the bank (it was trained for ``config/camera.yaml``)."""
+        out = self.regressor(y)
+        return out.depth, out.aif, out.uncertainty
 
     def known_inverse_depth(self, depth: np.ndarray, image: np.ndarray) -> torch.Tensor:
         """[1, 1, H, W] inverse depth (1/m) on the device from a known depth map; ValueError

@@ -23,9 +23,8 @@ from rclpy.parameter import Parameter
 from codedap_depth.image_codec import BAYER_PATTERNS
 from codedap_depth.optics import PSFBank, load_bank, load_camera, synthesize_bank
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
-METHODS = ("dfd-dps", "dps", "classical")
 TRANSPORTS = ("raw", "compressed")
 
 
@@ -41,7 +40,7 @@ class NodeSettings:
         psf_file: calibrated PSF bank (.npz, format v1); "" = synthesise from ``camera_file``.
         camera_file: camera YAML; gives the working size and focal length, and the PSF bank when
             ``psf_file`` is empty; "" = the package's ``config/camera.yaml``.
-        method: ``dfd-dps``, ``dps`` or ``classical``.
+        method: ``dfd-dps``, ``dps``, ``classical`` or ``unet``.
         steps: sampler steps.
         samples: posterior samples (depth is their median; their spread adds to the
             uncertainty).
