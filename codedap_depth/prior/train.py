@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -48,6 +47,7 @@ from codedap_depth.prior.model import (
     to_prior_range,
     unet_config,
 )
+from codedap_depth.training import StopFlag, optimiser_step, start_run
 
 CROP_SIZES = (64, 80, 96, 112, 128)  # pixels; one per step
 
@@ -300,15 +300,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
     """Run training per ``cfg``; saves the result into ``cfg.out`` and returns training info."""
     from tqdm import tqdm
 
-    dev = torch.device(cfg.device)
-    cuda = dev.type == "cuda"
-    torch.manual_seed(cfg.seed)
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    dev, cuda, out = start_run(cfg.device, cfg.seed, cfg.out)
     t_start = time.time()
     train_photos = [a for _, a in load_archive(Path(cfg.data), "train")]
     val_photos = [a for _, a in load_archive(Path(cfg.data), "val")]
@@ -332,22 +324,16 @@ def train(cfg: TrainConfig, command: str) -> dict:
     abar = alphas_cumprod().to(dev)
     rng = np.random.default_rng(cfg.seed)
     budget = cfg.minutes * 60.0
-    stop = {"signal": None}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop["signal"] = signum
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     log = (out / "loss.jsonl").open("w")
     ema_p = [p for p in ema.parameters()]
     mod_p = [p for p in model.parameters()]
     step, window, t_loop = 0, [], time.time()
     bar = tqdm(total=cfg.max_steps or None, unit="step", mininterval=2.0, file=sys.stdout)
     loss_val = float("nan")
-    try:
+    with StopFlag() as stop:
         while True:
             elapsed = time.time() - t_loop
-            if stop["signal"] is not None or elapsed >= budget or (
+            if stop.signal is not None or elapsed >= budget or (
                     cfg.max_steps and step >= cfg.max_steps):
                 break
             c = int(rng.choice(crops))
@@ -373,12 +359,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
                 pred = step_model(xt, t).sample
             loss = F.mse_loss(pred.float(), noise)  # L_simple, DDPM eq. 14
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_p, mod_p, 1.0 - decay)
+            optimiser_step(opt, model, loss, ema_p, mod_p, cfg.ema, step)
             window.append(loss.detach())
             step += 1
             bar.update(1)
@@ -390,10 +371,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{loss_val:.4f}", crop=c, batch=b)
-    finally:
-        bar.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+    bar.close()
     if window:
         loss_val = torch.stack(window).mean().item()
     if cuda:
@@ -416,7 +394,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
         "torch": torch.__version__,
         "final_loss": loss_val,
         "val_loss_ema": v_loss,
-        "stopped_by": ("signal" if stop["signal"] is not None else
+        "stopped_by": ("signal" if stop.signal is not None else
                        "max_steps" if cfg.max_steps and step >= cfg.max_steps else "time"),
         "train_photos": len(train_photos),
         "val_photos": len(val_photos),

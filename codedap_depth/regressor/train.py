@@ -33,7 +33,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -48,6 +47,7 @@ from codedap_depth.prior.dataset import load_archive
 from codedap_depth.regressor.data import Batch, SimulatedPairs
 from codedap_depth.regressor.loading import CONFIG_FILE, WEIGHTS_FILE, save_weights
 from codedap_depth.regressor.model import DepthUNet, UNetConfig, UNetOutput
+from codedap_depth.training import StopFlag, optimiser_step, start_run
 
 
 @dataclass(frozen=True)
@@ -150,15 +150,7 @@ def _validate(model: torch.nn.Module, val: list[Batch], cfg: TrainConfig, amp: b
 
 def train(cfg: TrainConfig, command: str) -> dict:
     """Run training per ``cfg``; saves the result into ``cfg.out`` and returns training info."""
-    dev = torch.device(cfg.device)
-    cuda = dev.type == "cuda"
-    torch.manual_seed(cfg.seed)
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    dev, cuda, out = start_run(cfg.device, cfg.seed, cfg.out)
     t_start = time.time()
     camera_file = Path(cfg.camera) if cfg.camera else share_file("config/camera.yaml")
     bank = synthesize_bank(load_camera(camera_file))  # the CLI's path: YAML -> bank
@@ -186,21 +178,15 @@ def train(cfg: TrainConfig, command: str) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                             weight_decay=cfg.weight_decay, fused=cuda)
     budget = cfg.minutes * 60.0
-    stop = {"signal": None}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop["signal"] = signum
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     log = (out / "loss.jsonl").open("w")
     ema_p, mod_p = list(ema.parameters()), list(model.parameters())
     step, window, t_loop = 0, [], time.time()
     record: dict[str, float] = {}
     val_record: dict[str, float] = {}
-    try:
+    with StopFlag() as stop:
         while True:
             elapsed = time.time() - t_loop
-            if stop["signal"] is not None or elapsed >= budget or (
+            if stop.signal is not None or elapsed >= budget or (
                     cfg.max_steps and step >= cfg.max_steps):
                 break
             batch = sim.batch(cfg.batch, g)
@@ -215,12 +201,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
                 pred = model(coded)
             loss, parts = loss_terms(UNetOutput(*(t.float() for t in pred)), batch, cfg.beta,
                                      cfg.v_weight, cfg.aif_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_p, mod_p, 1.0 - decay)
+            optimiser_step(opt, model, loss, ema_p, mod_p, cfg.ema, step)
             window.append(torch.stack([loss.detach(), *(v.detach() for v in parts.values())]))
             step += 1
             if step % cfg.log_every == 0 or step == 1:
@@ -237,9 +218,6 @@ def train(cfg: TrainConfig, command: str) -> dict:
                 log.flush()
                 print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in rec.items()), flush=True)
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
     if window:
         record = dict(zip(("loss", *parts), torch.stack(window).mean(0).tolist(), strict=True))
     if cuda:
@@ -267,7 +245,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
                  "depths_m": [round(float(d), 4) for d in bank.depths]},
         "final_train": record,
         **{k + "_ema": v for k, v in val_record.items()},
-        "stopped_by": ("signal" if stop["signal"] is not None else
+        "stopped_by": ("signal" if stop.signal is not None else
                        "max_steps" if cfg.max_steps and step >= cfg.max_steps else "time"),
         "train_photos": len(train_photos),
         "val_photos": len(val_photos),
