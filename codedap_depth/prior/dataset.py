@@ -622,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true",
                     help="rebuild, compare with the committed manifest, write nothing")
     args = ap.parse_args(argv)
-    cache = args.cache or args.out / "cache"
+    # absolute: the downloads run with the cache folder as their working directory
+    cache = (args.cache or args.out / "cache").resolve()
     command = "python -m codedap_depth.prior.dataset --out .prior_data"
     manifest, photos = build(cache, command)
     if args.check:
