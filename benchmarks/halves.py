@@ -17,6 +17,15 @@ Parts (each on every scene of the set, noise level and seed, one simulated captu
 * ``floors``: the depth half's limits. Depth from the ground-truth AIF through the sampler's
   depth step (``consistency.depth_from_image``, shipped settings); the ground-truth depth
   snapped to the bank's nearest layer (quantisation).
+* ``evidence``: how far the blind depth evidence can go. Every blind depth in the package
+  comes from the Gaussian marginal likelihood of the classical baseline (the prior cannot
+  score depth, ``benchmarks/NOTES.md``); here that evidence (``ClassicalSolver.scale_energies``,
+  each prior scale chosen per ``EVIDENCE_WINDOWS`` window) is pooled over an *oracle* support:
+  the pixels of the same true depth (bins of half a layer step in inverse depth) within a
+  radius of ``EVIDENCE_RADII`` pixels, or over the whole frame (radius 0). That is an
+  aggregation no blind method has, so its best variant per scene is a floor for any
+  aggregation of this evidence. Then DFD-DPS's image half given that floor depth (each of
+  ``--steps``), against classical's depth and AIF of the same capture.
 * ``full``: classical and DFD-DPS at each of ``--steps`` (blind: depth and AIF estimated).
 * ``uncertainty``: calibration of the uncertainty output, as shipped (one sample: the layer
   posterior's spread) and over ``UNCERTAINTY_SAMPLES`` posterior samples (``renoise``
@@ -39,7 +48,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codedap_depth.consistency import LayerEvidence, depth_from_image, solve_image
+from codedap_depth.baselines import ClassicalSolver, box_filter
+from codedap_depth.consistency import (
+    LayerEvidence,
+    best_inverse_depth,
+    depth_from_image,
+    solve_image,
+)
 from codedap_depth.evaluation import SUITES, device_name, load_eval_scene
 from codedap_depth.forward import LayeredBlur, layer_weights
 from codedap_depth.metrics import depth_metrics, psnr, ssim, uncertainty_calibration
@@ -56,12 +71,16 @@ from codedap_depth.scenes import Scene, fill_unknown
 from codedap_depth.simulate import simulate_capture
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("aif", "floors", "full", "uncertainty")
+PARTS = ("aif", "floors", "evidence", "full", "uncertainty")
 UNCERTAINTY_SAMPLES = 4
 UNCERTAINTY_RENOISE = 0.2
 #: Gradient std of the Gaussian prior tried for the Wiener and least-squares baselines.
 GRADIENT_SIGMAS = (0.05, 0.1, 0.2, 0.3, 0.5)
 LS_ITERATIONS = 200
+#: Windows (pixels) over which ``evidence`` picks each pixel's prior scale, and the radii of
+#: its oracle pooling (0 = the whole frame).
+EVIDENCE_WINDOWS = (1, 5, 15)
+EVIDENCE_RADII = (7, 0)
 
 
 def load_set(name: str, bank: PSFBank, size: tuple[int, int]) -> list[Scene]:
@@ -177,6 +196,56 @@ def floor_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, device: str,
             {"method": "true depth on layers", **depth_scores(snapped, scene.depth)}]
 
 
+def oracle_pooled(cost: torch.Tensor, bins: torch.Tensor, radius: int) -> torch.Tensor:
+    """[K, H, W] cost averaged, per pixel, over the pixels of its own ``bins`` label within
+    ``radius`` (a (2 radius + 1)^2 box), or over the whole frame when ``radius`` is 0."""
+    pooled = torch.empty_like(cost)
+    for label in torch.unique(bins):
+        mask = (bins == label).to(cost.dtype)
+        if radius == 0:
+            mean = (cost * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum()
+        else:
+            box = lambda x: torch.nn.functional.avg_pool2d(  # noqa: E731
+                x[None], 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)[0]
+            mean = box(cost * mask) / box(mask[None]).clamp(min=1e-12)
+        pooled = torch.where(mask.bool(), mean.expand_as(cost), pooled)
+    return pooled
+
+
+def evidence_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, noise: float, seed: int,
+                  steps: list[int], prior, device: str, sampler: SamplerConfig) -> list[dict]:
+    """Classical; the marginal-likelihood depth under each oracle pooling; DFD-DPS's image
+    half given the best of those depths (by AbsRel)."""
+    classical = runner(bank, "classical", 1, prior, device, sampler)(coded, seed=seed)
+    rows = [{"method": "classical", **depth_scores(classical.depth, scene.depth),
+             **image_scores(classical.aif, scene.rgb)}]
+    height, width = scene.depth.shape
+    solver = ClassicalSolver(bank, height, width, device=device)
+    with torch.no_grad():
+        energies = solver.scale_energies(as_tensor(coded, device)[0], noise)
+    layer_inv = torch.from_numpy(1.0 / bank.depths).float().to(device)
+    step = float(layer_inv[0] - layer_inv[1])
+    truth_inv = torch.from_numpy(1.0 / fill_unknown(scene.depth)).to(device)
+    bins = torch.floor(truth_inv / (0.5 * step)).long()
+    floors = []
+    for window in EVIDENCE_WINDOWS:
+        cost = torch.stack([0.5 * (box_filter(e, window) + d) for e, d in energies]).amin(0)
+        for radius in EVIDENCE_RADII:
+            inv = best_inverse_depth(oracle_pooled(cost, bins, radius)[None], layer_inv)
+            depth = (1.0 / inv[0, 0]).cpu().numpy()
+            floors.append({"method": "oracle-pooled evidence", "window": window,
+                           "radius": radius, **depth_scores(depth, scene.depth)})
+            floors[-1]["depth"] = depth
+    best = min(floors, key=lambda r: r["depth_absrel"])
+    for n in steps:
+        rec = runner(bank, "dfd-dps", n, prior, device, sampler)(coded, seed=seed,
+                                                                 known_depth=best["depth"])
+        rows.append({"method": "dfd-dps given the floor depth", "steps": n,
+                     "window": best["window"], "radius": best["radius"],
+                     **image_scores(rec.aif, scene.rgb)})
+    return rows + [{k: v for k, v in r.items() if k != "depth"} for r in floors]
+
+
 def full_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,
               runs: list[tuple[str, int]], prior, device: str, sampler: SamplerConfig
               ) -> list[dict]:
@@ -225,6 +294,9 @@ def run_parts(parts: list[str], scenes: list[Scene], bank: PSFBank, noises: list
                 if "floors" in parts and seed == 0:
                     result["floors"] += [key | r for r in floor_rows(scene, bank, coded, device,
                                                                      sampler)]
+                if "evidence" in parts and seed == 0:
+                    result["evidence"] += [key | r for r in evidence_rows(
+                        scene, bank, coded, noise, seed, steps, prior, device, sampler)]
                 if "uncertainty" in parts:
                     result["uncertainty"] += [key | r for r in uncertainty_rows(
                         scene, bank, coded, seed, steps, prior, device, sampler)]
@@ -239,13 +311,15 @@ def table(rows: list[dict], columns: tuple[str, ...]) -> str:
     """Markdown table of the mean over seeds per (scene, noise, method, steps)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row["scene"], row["noise_sigma"], row["method"], row.get("steps", 0))
+        key = (row["scene"], row["noise_sigma"], row["method"], row.get("steps", 0),
+               row.get("window", ""), row.get("radius", ""))
         groups.setdefault(key, []).append(row)
-    lines = ["| scene | noise | method | steps | seeds | " + " | ".join(columns) + " |",
-             "|" + "---|" * (5 + len(columns))]
-    for (scene, noise, method, steps), group in groups.items():
-        means = [np.mean([r[c] for r in group]) for c in columns]
-        lines.append(f"| {scene} | {noise} | {method} | {steps} | {len(group)} | "
+    lines = ["| scene | noise | method | steps | window | radius | seeds | "
+             + " | ".join(columns) + " |", "|" + "---|" * (7 + len(columns))]
+    for (scene, noise, method, steps, window, radius), group in groups.items():
+        means = [np.mean([r.get(c, np.nan) for r in group]) for c in columns]
+        lines.append(f"| {scene} | {noise} | {method} | {steps} | {window} | {radius} | "
+                     f"{len(group)} | "
                      + " | ".join(f"{m:.3f}" for m in means) + " |")
     return "\n".join(lines)
 
@@ -253,6 +327,7 @@ def table(rows: list[dict], columns: tuple[str, ...]) -> str:
 COLUMNS = {
     "aif": ("aif_psnr_db", "aif_ssim"),
     "floors": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m"),
+    "evidence": ("depth_absrel", "depth_median_rel", "delta1", "aif_psnr_db"),
     "full": ("depth_absrel", "depth_median_rel", "delta1", "depth_rmse_m", "aif_psnr_db",
              "aif_ssim", "seconds"),
     "uncertainty": ("mean_std_m", "spearman_std_error", "within_2std"),

@@ -54,6 +54,7 @@ Known limitations:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,21 +208,16 @@ class ClassicalSolver:
             inverse depth [H, W] float64 (1/m), AIF [C, H, W] in [0, 1], layer labels [H, W]
             (long) and the cost volume [K, H, W] (nats per pixel, before smoothing).
         """
-        c, h, w = y.shape
+        h, w = y.shape[-2:]
         fft_shape = self.fft_shape
         spectrum = torch.fft.rfft2(_periodic_pad(y, fft_shape))  # [C, Hf, Wr]
-        repeat = c if self.bank.channels == 1 else 1  # a mono bank scores every channel alike
 
         # (3)-(6) per prior scale: truncated whitening, window energy and log-determinant; each
         # window keeps the scale that explains it best.
         filters = self._filters(noise_sigma)
         cost = torch.full((self.bank.num_depths, h, w), float("inf"), device=y.device)
-        for i in range(len(PRIOR_SCALES)):
-            otf = _kernel_spectra(filters.whiten[i], fft_shape)  # [K, Cb, Hf, Wr]
-            whitened = torch.fft.irfft2(otf * spectrum, s=fft_shape)[..., :h, :w]  # [K, C, H, W]
-            energy = (whitened.square() / filters.expected[i][..., None, None]).sum(dim=1)
-            logdet = repeat * filters.logdet[i].sum(dim=1)[:, None, None]
-            cost = torch.minimum(cost, 0.5 * (_box_filter(energy, self.window) + logdet))
+        for energy, logdet in self._scale_energies(spectrum, filters, y.shape):
+            cost = torch.minimum(cost, 0.5 * (box_filter(energy, self.window) + logdet))
 
         # Label smoothing (semi-global matching), then parabola refinement in inverse depth.
         aggregated = _semi_global(cost, y.mean(dim=0), self.smoothness)
@@ -234,6 +230,29 @@ class ClassicalSolver:
         weights = layer_weights(inv_depth[None, None], self.layer_inv).float()[0]  # [K, H, W]
         aif = (weights.unsqueeze(1) * sharp).sum(dim=0).clamp(0, 1)  # [C, H, W]
         return inv_depth, aif, labels, cost
+
+    def scale_energies(
+        self, y: torch.Tensor, noise_sigma: float | torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The evidence before any pooling, per prior scale of ``PRIOR_SCALES``: the whitened
+        energy of every pixel under every layer, [K, H, W] (nats x 2, summed over channels),
+        and the layer's log-determinant, [K, 1, 1]. ``__call__``'s cost is
+        ``min over scales of 0.5 (box(energy) + logdet)``; other poolings start from here."""
+        spectrum = torch.fft.rfft2(_periodic_pad(y, self.fft_shape))
+        return list(self._scale_energies(spectrum, self._filters(noise_sigma), y.shape))
+
+    def _scale_energies(
+        self, spectrum: torch.Tensor, filters: _Filters, shape: torch.Size
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(energy [K, H, W], logdet [K, 1, 1]) per prior scale from the padded frame's
+        spectrum [C, Hf, Wr] (steps 3-4 of the module docstring)."""
+        c, h, w = shape
+        repeat = c if self.bank.channels == 1 else 1  # a mono bank scores every channel alike
+        for i in range(len(PRIOR_SCALES)):
+            otf = _kernel_spectra(filters.whiten[i], self.fft_shape)  # [K, Cb, Hf, Wr]
+            whitened = torch.fft.irfft2(otf * spectrum, s=self.fft_shape)[..., :h, :w]
+            energy = (whitened.square() / filters.expected[i][..., None, None]).sum(dim=1)
+            yield energy, repeat * filters.logdet[i].sum(dim=1)[:, None, None]
 
     def _filters(self, noise_sigma: float | torch.Tensor) -> _Filters:
         """Truncated whitening and Wiener kernels of every layer and prior scale (designed in
@@ -387,7 +406,7 @@ def _spectrum_weights(shape: tuple[int, int]) -> torch.Tensor:
     return weight / weight.sum()
 
 
-def _box_filter(values: torch.Tensor, window: int) -> torch.Tensor:
+def box_filter(values: torch.Tensor, window: int) -> torch.Tensor:
     """Mean over a ``window`` x ``window`` box of each [K, H, W] slice, edges replicated."""
     if window == 1:
         return values

@@ -14,7 +14,12 @@ from scipy.ndimage import binary_erosion
 from skimage.io import imread
 
 import codedap_depth.baselines
-from codedap_depth.baselines import classical_reconstruct, layer_spread
+from codedap_depth.baselines import (
+    ClassicalSolver,
+    box_filter,
+    classical_reconstruct,
+    layer_spread,
+)
 from codedap_depth.forward import LayeredBlur, add_sensor_noise
 from codedap_depth.optics import (
     PSFBank,
@@ -147,6 +152,17 @@ def test_without_smoothing_labels_are_the_cost_argmin(bank):
     coded = render(bank, texture, bank.depths[label], 0.01)
     result = classical_reconstruct(coded, bank, smoothness=0.0)
     np.testing.assert_array_equal(result.layer, result.cost.argmin(axis=0))
+
+
+def test_cost_is_the_best_prior_scale_of_the_pooled_scale_energies(bank):
+    texture, label = mosaic(64, (2, 8, 8, 14))
+    coded = render(bank, texture, bank.depths[label], 0.01)
+    result = classical_reconstruct(coded, bank, noise_sigma=0.01, window=7)
+    solver = ClassicalSolver(bank, 64, 64, window=7)
+    energies = solver.scale_energies(torch.from_numpy(coded).permute(2, 0, 1), 0.01)
+    assert all(e.shape == (bank.num_depths, 64, 64) and e.min() >= 0 for e, _ in energies)
+    cost = torch.stack([0.5 * (box_filter(e, 7) + d) for e, d in energies]).amin(dim=0)
+    np.testing.assert_allclose(cost.numpy(), result.cost, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
