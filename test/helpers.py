@@ -1,19 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared test helpers for the core tests (imported as a sibling module by pytest)."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CODED = REPO.parent / "shared" / "data" / "real_coded"
+#: Environment variable naming the folder of the real coded capture (README, "Real coded
+#: capture"): it is not redistributed with the repository.
+REAL_CODED_VARIABLE = "CODEDAP_REAL_CODED"
 
 
 def real_coded_file(name: str) -> Path:
-    """A file of the real coded capture in ``../shared``; skips when the checkout lacks it."""
-    path = REAL_CODED / name
+    """A file of the real coded capture; skips, saying why, when it is not available."""
+    folder = os.environ.get(REAL_CODED_VARIABLE)
+    if not folder:
+        pytest.skip(f"real coded capture not available: set {REAL_CODED_VARIABLE} to its folder")
+    path = Path(folder) / name
     if not path.is_file():
-        pytest.skip(f"real capture data not found at {path} (needs ../shared beside the repo)")
+        pytest.skip(f"real coded capture file {path} not found ({REAL_CODED_VARIABLE}={folder})")
     return path
 
 
