@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Pick DFD-DPS's settings on the development scenes (never on the held-out set).
 
-Usage: ``python benchmarks/tune_sampler.py --device cuda --out DIR [--noise ...]``
+Usage: ``python benchmarks/tune_sampler.py --device cuda --out DIR [--noise ...] [--camera
+CAMERA.yaml] [--grid '[{"data_weight": 0.25}, ...]']``
 
 Runs the ``aif`` (known depth) and ``full`` parts of ``halves.py`` for each setting of
 ``GRID`` (overrides of ``SamplerConfig``), and the depth step on the true AIF for each
@@ -87,16 +88,21 @@ def main() -> None:
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--noise", default="0.005,0.01,0.02,0.05")
     parser.add_argument("--steps", default="5,20")
+    parser.add_argument("--camera", type=Path, default=REPO / "config" / "camera.yaml")
+    parser.add_argument("--grid", type=json.loads, default=GRID,
+                        help="JSON list of SamplerConfig overrides (default: GRID)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.split("x"))
-    bank = synthesize_bank(load_camera(REPO / "config" / "camera.yaml"))
+    bank = synthesize_bank(load_camera(args.camera))
     scenes = load_set("dev", bank, (width, height))
     noises = [float(v) for v in args.noise.split(",")]
     steps = [int(v) for v in args.steps.split(",")]
     prior = load_prior(args.device)
     captures = [(s, n, simulate_capture(s, bank, n, seed=0)) for s in scenes for n in noises]
-    report: dict = {"device": device_name(args.device), "depth": [], "grid": []}
+    report: dict = {"device": device_name(args.device), "camera": str(args.camera), "depth": [],
+                    "grid": []}
     model = LayeredBlur(bank, height, width).to(args.device)
     for radius, eps in DEPTH_GRID:
         scores = []
@@ -118,7 +124,7 @@ def main() -> None:
         baselines_full += [key | r for r in full_rows(scene, bank, coded, 0, [("classical", 0)],
                                                       prior, args.device, SamplerConfig())]
     report["baselines"] = {"aif": baselines_aif, "full": baselines_full}
-    for overrides in GRID:
+    for overrides in args.grid:
         extra = overrides.pop("_extra_steps", [])
         sampler = dataclasses.replace(SamplerConfig(), **overrides)
         grid_steps = steps + extra

@@ -54,6 +54,13 @@ class SamplerConfig:
         renoise: share zeta of fresh noise in the denoiser's input and in the start image
             (0 = deterministic: all M posterior samples are equal).
         cg_iterations: conjugate-gradient iterations of each image step.
+        step_gradient_sigma: std of a Gaussian gradient prior added to every image step
+            when depth is estimated ([0, 1] intensities per pixel; 0 = none; a known depth
+            is trusted and gets none). Where the estimated depth is wrong the data term asks
+            for a deconvolution with the wrong PSF; this prior damps the ringing that the
+            denoiser, at the measurement's noise level, would keep. 0.2 was chosen on the dev
+            scenes (H200, both cameras, `benchmarks/NOTES.md`, session 20): blind AIF +0.1 to
+            +1.3 dB at 4 steps; with the true depth it would cost 0.3-0.8 dB.
         depth_start: fraction of the steps after which depth is re-fitted from the
             data-consistent image (before it, the warm start's depth is kept).
         depth_radius: radius (pixels) of the guided filter that pools the depth evidence.
@@ -74,6 +81,7 @@ class SamplerConfig:
     data_weight: float = 0.5
     renoise: float = 0.0
     cg_iterations: int = 10
+    step_gradient_sigma: float = 0.2
     depth_start: float = 0.5
     depth_radius: int = 8
     depth_eps: float = 1e-2
@@ -90,6 +98,8 @@ class SamplerConfig:
             raise ValueError(f"path_steps must be >= 1, got {self.path_steps}")
         if not self.data_weight > 0:
             raise ValueError(f"data_weight must be positive, got {self.data_weight}")
+        if self.step_gradient_sigma < 0:
+            raise ValueError(f"step_gradient_sigma must be >= 0, got {self.step_gradient_sigma}")
         if self.cg_iterations < 0 or self.init_cg_iterations < 0:
             raise ValueError("cg_iterations and init_cg_iterations must be >= 0")
         if self.window < 1 or self.window % 2 == 0:
@@ -217,7 +227,8 @@ def dfd_dps(
     2. Depth (from ``depth_start``): re-fitted from the current data-consistent image
        (``depth_from_image``: per-layer re-blur residual, guided-filter pooling with that image
        as guide, parabola refinement).
-    3. Image: ``x* = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2`` by
+    3. Image: ``x* = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2
+       (+ (sigma_n / step_gradient_sigma)^2 ||grad x||^2 when depth is estimated)`` by
        conjugate gradients from the previous ``x``, occlusions included (``solve_image``);
        ``x`` moves to ``x*``, or by the damping ``kappa`` of the way beyond
        ``config.path_steps`` steps (``path_damping``).
@@ -244,6 +255,8 @@ def dfd_dps(
     """
     levels = noise_levels(prior, steps, config.sigma_max, noise_sigma, y.device)
     kappa = path_damping(steps, config.path_steps)
+    smooth = config.step_gradient_sigma if fit_depth else 0.0
+    lambda_g = (noise_sigma / smooth) ** 2 if smooth else 0.0
     valid = torch.ones_like(y[:, :1]) if valid is None else valid
     count = valid.sum() * y.shape[1] * samples
     channels, zeta = y.shape[1], config.renoise
@@ -267,7 +280,7 @@ def dfd_dps(
             # (3) image: data + proximity to z, by CG started from the previous image (an
             # inexact solve then leans on the data, not on z: less over-smoothing at many steps)
             weight = config.data_weight * (noise_sigma / level) ** 2
-            fit = solve_image(operator, y, valid, z, weight, 0.0, config.cg_iterations, x)
+            fit = solve_image(operator, y, valid, z, weight, lambda_g, config.cg_iterations, x)
             residuals.append((fit.prior_misfit.pow(2).sum() / count).sqrt())
             x = fit.image if kappa == 1.0 else x + kappa * (fit.image - x)
         if callback is not None:

@@ -57,8 +57,8 @@ def test_halves_benchmark_isolates_image_and_depth(monkeypatch):
 
     bank = synthesize_bank(load_camera(REPO / "config" / "camera.yaml"))
     scene = load_scene("layered", (float(bank.depths[0]), float(bank.depths[-1])), (64, 48))
-    result = halves.run_parts(["aif", "floors", "full", "uncertainty"], [scene], bank, [0.01],
-                              1, [2], load_prior("cpu"), "cpu")
+    result = halves.run_parts(["aif", "floors", "evidence", "full", "uncertainty"], [scene],
+                              bank, [0.01], 1, [2], load_prior("cpu"), "cpu")
     methods = {(r["method"], r["steps"]) for r in result["aif"]}
     assert methods == {("wiener", 0), ("least-squares", 0), ("dfd-dps", 2)}
     assert all(r["gradient_sigma"] in halves.GRADIENT_SIGMAS for r in result["aif"]
@@ -66,8 +66,17 @@ def test_halves_benchmark_isolates_image_and_depth(monkeypatch):
     floors = {r["method"]: r["depth_absrel"] for r in result["floors"]}
     assert floors["true depth on layers"] < floors["depth from true AIF"]
     assert {r["method"] for r in result["full"]} == {"classical", "dfd-dps"}
-    assert "| layered | 0.01 | dfd-dps | 2 | 1 |" in halves.table(result["full"],
-                                                              halves.COLUMNS["full"])
+    assert "| layered | 0.01 | dfd-dps | 2 |  |  | 1 |" in halves.table(result["full"],
+                                                                    halves.COLUMNS["full"])
+    oracle = [r for r in result["evidence"] if r["method"] == "oracle-pooled evidence"]
+    assert {(r["window"], r["radius"]) for r in oracle} == {
+        (w, r) for w in halves.EVIDENCE_WINDOWS for r in halves.EVIDENCE_RADII}
+    assert all(0 <= r["depth_absrel"] < 10 and 0 <= r["delta1"] <= 1 for r in oracle)
+    given = [r for r in result["evidence"] if r["method"] == "dfd-dps given the floor depth"]
+    best = min(oracle, key=lambda r: r["depth_absrel"])
+    assert [(r["steps"], r["window"], r["radius"]) for r in given] == [
+        (2, best["window"], best["radius"])]
+    assert given[0]["aif_psnr_db"] > 10
     shipped, sampled = result["uncertainty"]
     assert (shipped["samples"], sampled["samples"]) == (1, halves.UNCERTAINTY_SAMPLES)
     for calibration in (shipped, sampled):

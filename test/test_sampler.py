@@ -95,6 +95,24 @@ def test_more_steps_do_not_lower_known_depth_quality(prior, bank):
     assert means[1] >= means[0] - 0.1 and means[2] >= means[1] - 0.1, means
 
 
+def test_step_gradient_prior_applies_only_when_depth_is_estimated(prior, bank, scene):
+    """``step_gradient_sigma`` smooths the image steps of a blind frame (lower gradient energy
+    than without it) and leaves a known-depth frame exactly as without it."""
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+
+    def run(sigma: float, **kwargs):
+        config = ReconstructionConfig(steps=3, sampler=SamplerConfig(step_gradient_sigma=sigma))
+        return Reconstructor(bank, config, prior)(coded, **kwargs).aif
+
+    def gradient_energy(image: np.ndarray) -> float:
+        return float(np.mean(np.diff(image, axis=0) ** 2) + np.mean(np.diff(image, axis=1) ** 2))
+
+    assert gradient_energy(run(0.05)) < gradient_energy(run(0.0))
+    assert np.array_equal(run(0.05, known_depth=scene.depth), run(0.0, known_depth=scene.depth))
+    with pytest.raises(ValueError, match="step_gradient_sigma"):
+        SamplerConfig(step_gradient_sigma=-0.1)
+
+
 def test_known_depth_is_validated(prior, bank, scene):
     coded = simulate_capture(scene, bank, 0.01, seed=0)
     run = Reconstructor(bank, ReconstructionConfig(steps=2), prior)
