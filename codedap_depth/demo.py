@@ -35,11 +35,11 @@ from codedap_depth.bags import (
     stamp_ns,
 )
 from codedap_depth.image_codec import bin_image, image_to_float, unpack_cloud
+from codedap_depth.names import OUTPUT_TOPICS
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
 NAMESPACE = "/camera"
-OUTPUT_TOPICS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs (figure.png, points.ply, summary.json, input_bag/, output_bag/, node.log).",
     )
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--method", choices=["auto", "dfd-dps", "dps", "classical"],
+    parser.add_argument("--method", choices=("auto", *METHODS),
                         default="auto",
                         help="auto: dfd-dps when the prior weights exist, else classical")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -83,7 +83,7 @@ class Camera:
     num_depths: int
     mask: str = "coded13"
     psf_model: str = "geometric"
-    psf_size: int = 23
+    psf_size: int = 21
     wavelengths: tuple[float, ...] = field(default=(610e-9, 530e-9, 460e-9))
 
     def __post_init__(self) -> None:

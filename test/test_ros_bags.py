@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from codedap_depth.bags import make_demo_bag, read_frames
+from codedap_depth.names import OUTPUT_TOPICS
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert summary["node_frames_in"] >= 1
     assert summary["node_frames_in"] == summary["frames_out"] + summary["node_dropped"]
     assert summary["node_exit_code"] == 0
-    for topic in ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points"):
+    for topic in OUTPUT_TOPICS:
         assert summary["outputs"][topic] == summary["frames_out"], topic
     assert 0 < summary["mean_depth_absrel"] < 5 and summary["mean_latency_ms"] > 0
     # the same frames through classical offline: identical method, so identical depth scores

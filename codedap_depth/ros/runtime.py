@@ -27,7 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from codedap_depth.image_codec import (
@@ -39,6 +39,8 @@ from codedap_depth.image_codec import (
     float_to_image,
     image_to_float,
 )
+from codedap_depth.names import CAMERA_INFO_INPUT, COMPRESSED_INPUT, IMAGE_INPUT, OUTPUT_TOPICS
+from codedap_depth.parameters import NodeSettings
 from codedap_depth.ros.camera_info import (
     distortion_problem,
     input_intrinsics,
@@ -46,19 +48,15 @@ from codedap_depth.ros.camera_info import (
 )
 from codedap_depth.ros.diagnostics import FrameStats, diagnostic_status
 from codedap_depth.ros.image_conversion import array_to_imgmsg, imgmsg_to_array
+from codedap_depth.ros.messages import message_class
 from codedap_depth.ros.pointcloud import depth_to_pointcloud2
 from codedap_depth.ros.qos import camera_info_qos, diagnostics_qos, image_input_qos, output_qos
-from codedap_depth.ros.settings import LiveSettings, NodeSettings, StartupError, load_optics
+from codedap_depth.ros.settings import LiveSettings, StartupError, load_optics
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOG_THROTTLE_S = 2.0
 #: how long closing waits for the frame being reconstructed
 WORKER_JOIN_S = 30.0
-#: the image outputs: topic -> message type (``*/camera_info`` are CameraInfo, ``points`` cloud)
-OUTPUT_TOPICS = {
-    "depth/image": Image, "depth/uncertainty": Image, "aif/image": Image,
-    "depth/camera_info": CameraInfo, "aif/camera_info": CameraInfo, "points": PointCloud2,
-}
 
 
 class FrameError(ValueError):
@@ -164,20 +162,20 @@ class DepthRuntime:
         overrides = QoSOverridingOptions.with_default_policies()
         # each entity gets its own profile object: the override declaration writes into it
         for topic, kind in OUTPUT_TOPICS.items():
-            self._outputs[topic] = create(kind, topic, output_qos(),
+            self._outputs[topic] = create(message_class(kind), topic, output_qos(),
                                           qos_overriding_options=overrides)
         self._pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics",
                                                diagnostics_qos())
         events = SubscriptionEventCallbacks(
             message_lost=lambda info: self._stats.lost(int(info.total_count_change)),
             incompatible_qos=self._on_incompatible_qos)
-        kind, topic = ((CompressedImage, "image_raw/compressed")
-                       if settings.image_transport == "compressed" else (Image, "image_raw"))
+        kind, topic = ((CompressedImage, COMPRESSED_INPUT)
+                       if settings.image_transport == "compressed" else (Image, IMAGE_INPUT))
         self._subscriptions.append(node.create_subscription(
             kind, topic, self._on_image, image_input_qos(), qos_overriding_options=overrides,
             event_callbacks=events))
         self._subscriptions.append(node.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, camera_info_qos()))
+            CameraInfo, CAMERA_INFO_INPUT, self._on_camera_info, camera_info_qos()))
         self._timer = node.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
     def _destroy_topics(self) -> None:
