@@ -50,14 +50,15 @@ from codedap_depth.image_codec import (
     centred_intrinsics,
     decode_compressed,
     decode_image,
-    display_encoding,
     encode_image,
     encode_png,
     float_to_image,
     image_to_float,
-    pack_cloud,
+    pack_points,
 )
 from codedap_depth.optics import Camera, load_camera
+from codedap_depth.outputs import FrameOutputs, OutputSettings, frame_outputs, working_intrinsics
+from codedap_depth.parameters import OUTPUT_PARAMETERS, spec
 from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -463,6 +464,7 @@ def evaluate_bag(
     topic: str | None = None,
     storage: str | None = None,
     max_frames: int | None = None,
+    outputs: OutputSettings | None = None,
 ) -> EvalResult:
     """Reconstruct every frame of ``bag`` offline and score it against the ground truth.
 
@@ -477,14 +479,18 @@ def evaluate_bag(
         topic: image topic (see ``read_frames``).
         storage: output bag storage; default: the input's.
         max_frames: stop after this many frames.
+        outputs: depth range, uncertainty filter and cloud stride (``outputs.frame_outputs``,
+            as the node applies them); default: the node's defaults (config/params.yaml).
     """
     from codedap_depth.figures import panel_figure
     from codedap_depth.metrics import depth_metrics, psnr, ssim
     from codedap_depth.optics import load_bank, synthesize_bank
+    from codedap_depth.parameters import NodeSettings, output_settings
     from codedap_depth.paths import share_file
     from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
 
     config = config or ReconstructionConfig()
+    outputs = outputs or output_settings(NodeSettings())
     bag, out = Path(bag), Path(out)
     custom = bag_custom_data(bag)
     if camera_file is not None:
@@ -518,12 +524,10 @@ def evaluate_bag(
                     f"{coded.shape[0]}, but the camera model is {working.width}x{working.height}"
                 )
             result = reconstructor(coded)
-            depth = np.where(np.isfinite(result.depth), result.depth, np.nan).astype(np.float32)
-            sigma = np.where(np.isfinite(depth), result.uncertainty, np.nan).astype(np.float32)
-            K = (bin_intrinsics(frame.K, binning) if frame.K is not None
-                 else centred_intrinsics(working.fx, working.width, working.height))
-            _write_outputs(writer, _namespace(topic or IMAGE_TOPIC), frame, depth, sigma,
-                           result.aif, K)
+            K = working_intrinsics(frame.K, binning, working.fx, working.width, working.height)
+            produced = frame_outputs(result, K, outputs)
+            _write_outputs(writer, _namespace(topic or IMAGE_TOPIC), frame, produced)
+            depth, sigma = produced.depth, produced.uncertainty
             row = {
                 "frame": frame.index, "stamp_ns": frame.stamp_ns,
                 "scene": scenes[frame.index] if frame.index < len(scenes) else bag.name,
@@ -537,7 +541,7 @@ def evaluate_bag(
                 row.update(depth_absrel=metrics.absrel, depth_rmse_m=metrics.rmse_m,
                            depth_mae_m=metrics.mae_m, delta1=metrics.delta1,
                            coverage=metrics.coverage)
-            aif = result.aif if result.aif.shape[-1] == 3 else np.repeat(result.aif, 3, -1)
+            aif = produced.aif if produced.aif.shape[-1] == 3 else np.repeat(produced.aif, 3, -1)
             if frame.aif_gt is not None:
                 truth = bin_image(frame.aif_gt, binning)
                 row.update(aif_psnr_db=psnr(aif, truth), aif_ssim=ssim(aif, truth))
@@ -563,23 +567,23 @@ def _namespace(topic: str) -> str:
     return topic.rsplit("/", 1)[0]
 
 
-def _write_outputs(writer: BagWriter, namespace: str, frame: BagFrame, depth: np.ndarray,
-                   sigma: np.ndarray, aif: np.ndarray, K: np.ndarray) -> None:
+def _write_outputs(writer: BagWriter, namespace: str, frame: BagFrame,
+                   outputs: FrameOutputs) -> None:
     """The node's output topics for one frame, same stamp and frame_id as the input."""
     stamp, frame_id = frame.stamp_ns, frame.frame_id
-    height, width = depth.shape
-    aif_encoding = display_encoding(aif)
-    writer.write(f"{namespace}/depth/image", image_msg(depth, "32FC1", stamp, frame_id), stamp)
-    writer.write(f"{namespace}/depth/uncertainty", image_msg(sigma, "32FC1", stamp, frame_id),
-                 stamp)
-    aif_pixels = float_to_image(aif, aif_encoding)
-    writer.write(f"{namespace}/aif/image", image_msg(aif_pixels, aif_encoding, stamp, frame_id),
-                 stamp)
-    for name in ("depth/camera_info", "aif/camera_info"):
-        writer.write(f"{namespace}/{name}", camera_info_msg(K, width, height, stamp, frame_id),
-                     stamp)
-    cloud = pack_cloud(depth, K, float_to_image(aif, "rgb8"), sigma=sigma)
-    writer.write(f"{namespace}/points", cloud_msg(cloud, stamp, frame_id), stamp)
+    width, height = outputs.size
+    messages = {
+        "depth/image": image_msg(outputs.depth, "32FC1", stamp, frame_id),
+        "depth/uncertainty": image_msg(outputs.uncertainty, "32FC1", stamp, frame_id),
+        "aif/image": image_msg(outputs.aif_pixels, outputs.aif_encoding, stamp, frame_id),
+    }
+    if outputs.K is not None:
+        info = camera_info_msg(outputs.K, width, height, stamp, frame_id)
+        messages.update({"depth/camera_info": info, "aif/camera_info": info})
+    if outputs.cloud is not None:
+        messages["points"] = cloud_msg(pack_points(outputs.cloud), stamp, frame_id)
+    for topic, msg in messages.items():
+        writer.write(f"{namespace}/{topic}", msg, stamp)
 
 
 def _panels(coded, aif, depth, sigma, gt) -> list[tuple[str, np.ndarray, str | None]]:
@@ -653,6 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--topic", default=None)
     ev.add_argument("--storage", choices=sorted(STORAGES), default=None)
     ev.add_argument("--max-frames", type=int, default=None)
+    for parameter in spec():  # the node's output parameters, with its defaults
+        if parameter.name in OUTPUT_PARAMETERS:
+            unit = f" ({parameter.unit})" if parameter.unit else ""
+            ev.add_argument(f"--{parameter.name.replace('_', '-')}", type=type(parameter.default),
+                            default=parameter.default,
+                            help=f"{parameter.description}{unit}; default {parameter.default}")
     return parser
 
 
@@ -680,9 +690,13 @@ def cli_main(argv: list[str] | None = None) -> int:
         config = ReconstructionConfig(method=args.method, steps=args.steps, samples=args.samples,
                                       device=args.device, seed=args.seed)
         start = time.perf_counter()
+        outputs = OutputSettings(
+            min_depth=args.min_depth, max_depth=args.max_depth,
+            max_relative_uncertainty=args.max_relative_uncertainty,
+            cloud_stride=args.cloud_stride, cloud=True)
         result = evaluate_bag(args.bag, args.out, config, binning=args.binning,
                               psf_file=args.psf, camera_file=args.camera, topic=args.topic,
-                              storage=args.storage, max_frames=args.max_frames)
+                              storage=args.storage, max_frames=args.max_frames, outputs=outputs)
         means = ", ".join(f"{k} {v:.3f}" for k, v in result.mean.items())
         print(f"evaluated {result.frames} frames in {time.perf_counter() - start:.1f} s: "
               f"{means}\nwrote {result.output_bag}, {result.metrics_path}, {result.figure_path}")

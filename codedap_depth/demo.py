@@ -36,6 +36,8 @@ from codedap_depth.bags import (
 )
 from codedap_depth.image_codec import bin_image, image_to_float, unpack_cloud
 from codedap_depth.names import OUTPUT_TOPICS
+from codedap_depth.outputs import OutputSettings, frame_outputs
+from codedap_depth.parameters import output_settings, settings_of
 from codedap_depth.paths import share_file
 from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     session = run_node_session(out / "input_bag", out / "output_bag", command, out / "node.log",
                                namespace=NAMESPACE, rate=args.rate,
                                progress=lambda text: print(f"demo: {text}"))
-    summary = summarise(out, session, args.binning, method, device, args, working)
+    summary = summarise(out, session, args.binning, method, device, args, working,
+                        output_settings(settings_of(values)))
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
@@ -146,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(out: Path, session, binning: int, method: str, device: str, args,
-              working) -> dict:
+              working, outputs: OutputSettings) -> dict:
     """Match outputs to inputs by stamp, score depth against the ground truth and against the
-    classical baseline run offline on the same binned frames (``working`` camera), write
+    classical baseline run offline on the same binned frames (``working`` camera; its depth
+    through the output stage with the node's ``outputs`` settings, as the node's), write
     figure.png and points.ply."""
     from codedap_depth.figures import panel_figure
     from codedap_depth.geometry import write_ply
@@ -169,7 +173,8 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args,
         gt = bin_image(frame.depth_gt, binning, skip_nan=True)
         metrics = depth_metrics(depth, gt)
         baseline = depth_metrics(
-            classical(bin_image(image_to_float(frame.pixels, frame.encoding), binning)).depth, gt)
+            frame_outputs(classical(bin_image(image_to_float(frame.pixels, frame.encoding),
+                                              binning)), None, outputs).depth, gt)
         rows.append({"stamp_ns": stamp, "latency_ms": (arrived[stamp] - published[stamp]) * 1e3,
                      "depth_absrel": metrics.absrel, "depth_rmse_m": metrics.rmse_m,
                      "depth_mae_m": metrics.mae_m, "delta1": metrics.delta1,

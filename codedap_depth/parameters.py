@@ -10,10 +10,12 @@ here: the bag tools read the output settings from the same schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from codedap_depth.image_codec import BAYER_PATTERNS
 from codedap_depth.names import MAX_STEPS
+from codedap_depth.outputs import OutputSettings
 from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
 TRANSPORTS = ("raw", "compressed")
@@ -124,6 +126,13 @@ def spec() -> tuple[ParameterSpec, ...]:
                  for f in fields(NodeSettings))
 
 
+def settings_of(values: Mapping[str, object]) -> NodeSettings:
+    """The settings of a ``ros__parameters`` mapping (params.yaml); keys the schema does not
+    have (``qos_overrides``) are left out, missing ones take their defaults."""
+    names = {f.name for f in fields(NodeSettings)}
+    return NodeSettings(**{k: v for k, v in values.items() if k in names})
+
+
 def check_device(device: str) -> None:
     """Raise ``ValueError`` unless ``device`` is ``cpu`` or a CUDA device this machine has."""
     if device == "cpu":
@@ -157,3 +166,13 @@ def check_settings(settings: NodeSettings) -> None:
         raise ValueError(f"image_transport must be one of {', '.join(TRANSPORTS)}, got "
                          f"{settings.image_transport!r}")
 
+
+#: the parameters ``output_settings`` reads besides ``publish_points`` (``bag eval`` offers them)
+OUTPUT_PARAMETERS = ("min_depth", "max_depth", "max_relative_uncertainty", "cloud_stride")
+
+
+def output_settings(settings: NodeSettings) -> OutputSettings:
+    """The output stage's settings (``outputs.frame_outputs``) of the node's parameters."""
+    return OutputSettings(min_depth=settings.min_depth, max_depth=settings.max_depth,
+                          max_relative_uncertainty=settings.max_relative_uncertainty,
+                          cloud_stride=settings.cloud_stride, cloud=settings.publish_points)

@@ -94,6 +94,8 @@ def test_consecutive_frames_pan_across_the_scene(made) -> None:
 def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
     from codedap_depth.metrics import depth_metrics
     from codedap_depth.optics import load_camera, synthesize_bank
+    from codedap_depth.outputs import frame_outputs
+    from codedap_depth.parameters import NodeSettings, output_settings
     from codedap_depth.paths import share_file
     from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
 
@@ -113,11 +115,13 @@ def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
         np.mean([r["depth_rmse_m"] for r in rows]))
     assert (out / "figure.png").stat().st_size > 10_000
 
-    # independent check of frame 0: reconstruct it directly and score against the bag's GT
+    # independent check of frame 0: reconstruct it directly, apply the node's output stage with
+    # its defaults (config/params.yaml) and score against the bag's GT
     frame = next(iter(read_frames(bag)))
     camera = camera_for_size(load_camera(share_file("config/camera.yaml")), *SIZE)
-    result = Reconstructor(synthesize_bank(camera), ReconstructionConfig(method="classical"))(
-        frame.pixels.astype(np.float32) / 255)
+    result = frame_outputs(
+        Reconstructor(synthesize_bank(camera), ReconstructionConfig(method="classical"))(
+            frame.pixels.astype(np.float32) / 255), None, output_settings(NodeSettings()))
     expected = depth_metrics(result.depth, frame.depth_gt)
     assert rows[0]["depth_absrel"] == pytest.approx(expected.absrel, rel=1e-5)
 

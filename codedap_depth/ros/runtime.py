@@ -30,17 +30,10 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from codedap_depth.image_codec import (
-    bin_image,
-    bin_intrinsics,
-    centred_intrinsics,
-    decode_compressed,
-    display_encoding,
-    float_to_image,
-    image_to_float,
-)
+from codedap_depth.image_codec import bin_image, decode_compressed, image_to_float, pack_points
 from codedap_depth.names import CAMERA_INFO_INPUT, COMPRESSED_INPUT, IMAGE_INPUT, OUTPUT_TOPICS
-from codedap_depth.parameters import NodeSettings
+from codedap_depth.outputs import frame_outputs, working_intrinsics
+from codedap_depth.parameters import NodeSettings, output_settings
 from codedap_depth.ros.camera_info import (
     distortion_problem,
     input_intrinsics,
@@ -49,7 +42,7 @@ from codedap_depth.ros.camera_info import (
 from codedap_depth.ros.diagnostics import FrameStats, diagnostic_status
 from codedap_depth.ros.image_conversion import array_to_imgmsg, imgmsg_to_array
 from codedap_depth.ros.messages import message_class
-from codedap_depth.ros.pointcloud import depth_to_pointcloud2
+from codedap_depth.ros.pointcloud import cloud_to_msg
 from codedap_depth.ros.qos import camera_info_qos, diagnostics_qos, image_input_qos, output_qos
 from codedap_depth.ros.settings import LiveSettings, StartupError, load_optics
 
@@ -398,20 +391,17 @@ class DepthRuntime:
         Raises:
             FrameError: the newest camera_info was refused (lens distortion).
         """
-        stored = self._camera_info
+        stored, input_K = self._camera_info, None
         if stored is not None:
             info, problem = stored
             if problem is not None:
                 raise FrameError(problem)
             try:
-                K = input_intrinsics(info, frame.width, frame.height)
-                return bin_intrinsics(K, settings.binning)
+                input_K = input_intrinsics(info, frame.width, frame.height)
             except ValueError as err:
                 self._node.get_logger().warning(f"ignoring camera_info: {err}",
                                                 throttle_duration_sec=10.0)
-        if self._optics.fx is not None:
-            return centred_intrinsics(self._optics.fx, width, height)
-        return None
+        return working_intrinsics(input_K, settings.binning, self._optics.fx, width, height)
 
     def _reconstruct(self, msg: Image | CompressedImage, received: float) -> ReconstructedFrame:
         """Decode and reconstruct one image (the reconstruct thread's stage)."""
@@ -449,38 +439,29 @@ class DepthRuntime:
 
     def _publish(self, input_header: Header, settings: NodeSettings, result,
                  K: np.ndarray | None) -> None:
-        """Publish one frame's outputs with the input's stamp and frame_id."""
-        depth = np.asarray(result.depth, dtype=np.float32).copy()
-        with np.errstate(invalid="ignore"):
-            depth[~((depth >= settings.min_depth) & (depth <= settings.max_depth))] = np.nan
-        sigma = np.asarray(result.uncertainty, dtype=np.float32).copy()
-        sigma[~np.isfinite(depth)] = np.nan
-        height, width = depth.shape
+        """Publish one frame's outputs (``outputs.frame_outputs``) with the input's stamp and
+        frame_id."""
+        frame = frame_outputs(result, K, output_settings(settings))
+        width, height = frame.size
         header = Header(stamp=input_header.stamp,
                         frame_id=settings.frame_id or input_header.frame_id)
         out = self._outputs
-        out["depth/image"].publish(array_to_imgmsg(depth, "32FC1", header))
+        out["depth/image"].publish(array_to_imgmsg(frame.depth, "32FC1", header))
         if settings.publish_uncertainty:
-            out["depth/uncertainty"].publish(array_to_imgmsg(sigma, "32FC1", header))
+            out["depth/uncertainty"].publish(array_to_imgmsg(frame.uncertainty, "32FC1", header))
         if settings.publish_aif:
-            aif_encoding = display_encoding(result.aif)
-            out["aif/image"].publish(array_to_imgmsg(float_to_image(result.aif, aif_encoding),
-                                                     aif_encoding, header))
-        if K is None:
+            out["aif/image"].publish(array_to_imgmsg(frame.aif_pixels, frame.aif_encoding, header))
+        if frame.K is None:
             self._node.get_logger().warning(
                 "no intrinsics (no camera_info and the PSF bank has no focal length): "
                 "camera_info and points are not published", throttle_duration_sec=10.0)
             return
-        info = rectified_camera_info(header, width, height, K)
+        info = rectified_camera_info(header, width, height, frame.K)
         out["depth/camera_info"].publish(info)
         if settings.publish_aif:
             out["aif/camera_info"].publish(info)
-        if settings.publish_points:
-            colour = float_to_image(result.aif, "rgb8")
-            out["points"].publish(depth_to_pointcloud2(
-                header, depth, K, colour, sigma=sigma, stride=settings.cloud_stride,
-                max_relative_uncertainty=settings.max_relative_uncertainty,
-            ))
+        if frame.cloud is not None:
+            out["points"].publish(cloud_to_msg(pack_points(frame.cloud), header))
 
     # --- diagnostics -----------------------------------------------------------------------
 
