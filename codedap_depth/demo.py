@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """``codedap-depth demo``: demo bag -> the ROS 2 node -> recorded outputs, summarised.
 
-1. builds a demo bag (``bags.make_demo_bag``: a camera sweep over the motorcycle and layered
-   scenes, 320x240 coded frames with ground truth), MCAP;
+1. builds a demo bag (``bags.demo_bag.make_demo_bag``: a camera sweep over the motorcycle and
+   layered scenes, 320x240 coded frames with ground truth), MCAP;
 2. starts the node as its own process (``python -m codedap_depth.ros.node --params ...``) with
    binning 2 (160x120 working resolution) and a camera model matching it;
 3. replays the bag into it over DDS and records every output into an MCAP bag;
@@ -26,16 +26,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from codedap_depth.bags import (
-    camera_for_size,
-    camera_to_yaml,
-    make_demo_bag,
-    read_frames,
-    read_messages,
-    stamp_ns,
-)
+from codedap_depth.bags.demo_bag import make_demo_bag
+from codedap_depth.bags.rosbag import read_frames, read_messages, stamp_ns
 from codedap_depth.image_codec import bin_image, image_to_float, unpack_cloud
 from codedap_depth.names import OUTPUT_TOPICS
+from codedap_depth.optics import camera_for_size, camera_to_yaml
 from codedap_depth.outputs import OutputSettings, frame_outputs
 from codedap_depth.parameters import output_settings, settings_of
 from codedap_depth.paths import share_file

@@ -2,8 +2,8 @@
 """Pure-numpy codecs for sensor_msgs payloads, shared by the ROS node and the bag tools.
 
 Nothing here imports ROS: every function works on the plain fields of a message (``encoding``,
-``height``, ``width``, ``step``, ``is_bigendian``, ``data``), so ``ros/image_conversion.py`` (for
-rclpy messages) and ``bags.py`` (for ``rosbags`` messages) share one implementation.
+``height``, ``width``, ``step``, ``is_bigendian``, ``data``), so ``messages.py`` (the message
+descriptions rclpy and rosbags build from) and the readers of both share one implementation.
 
 Images follow cv_bridge semantics: ``decode_image`` is ``imgmsg_to_cv2(msg, "passthrough")``
 (rows may be padded, ``step`` >= ``width * bytes_per_pixel``; big-endian data is byte-swapped
@@ -675,21 +675,6 @@ def pack_points(points: CloudPoints) -> CloudData:
         row_step=POINT_STEP * width,
         data=packed.tobytes(),
     )
-
-
-def pack_cloud(
-    depth: np.ndarray,
-    K: np.ndarray,
-    rgb: np.ndarray | None = None,
-    *,
-    sigma: np.ndarray | None = None,
-    stride: int = 1,
-    max_relative_uncertainty: float | None = None,
-) -> CloudData:
-    """``pack_points(cloud_points(...))``: the PointCloud2 payload of a depth map (see
-    ``cloud_points`` for the arguments; ``rgb`` None packs white)."""
-    return pack_points(cloud_points(depth, K, rgb, sigma=sigma, stride=stride,
-                                    max_relative_uncertainty=max_relative_uncertainty))
 
 
 def unpack_cloud(

@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
-from codedap_depth.bags import (
+from codedap_depth.bags.cli import cli_main
+from codedap_depth.bags.rosbag import (
     TYPESTORE,
     bag_custom_data,
-    camera_for_size,
-    camera_from_yaml,
-    cli_main,
     decode_image_msg,
     read_frames,
     read_messages,
     stamp_ns,
 )
 from codedap_depth.names import OUTPUT_TOPICS
+from codedap_depth.optics import camera_for_size, camera_from_yaml
 
 SIZE = (64, 48)
 FRAMES = 4

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The output stage (``outputs.frame_outputs``): what it computes, and that the node (over real
-DDS) and ``bag eval`` (offline, rosbags) publish the same bytes for the same frame."""
+DDS) and ``bag eval`` (offline, rosbags) publish the same messages for the same frame."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def recorded(bag) -> dict[tuple[str, int], object]:
     """(topic, header stamp ns) -> the rclpy message, for the node's output topics."""
     from rclpy.serialization import deserialize_message
 
-    from codedap_depth.bags import TYPESTORE, stamp_ns
+    from codedap_depth.bags.rosbag import TYPESTORE, stamp_ns
     from codedap_depth.ros.messages import message_class
 
     messages = {}
@@ -90,7 +90,8 @@ def test_one_frame_through_the_node_and_bag_eval_gives_identical_outputs(tmp_pat
     point data to the byte)."""
     import torch
 
-    from codedap_depth.bags import evaluate_bag, make_demo_bag
+    from codedap_depth.bags.demo_bag import make_demo_bag
+    from codedap_depth.bags.evaluate import evaluate_bag
     from codedap_depth.optics import load_camera, save_bank, synthesize_bank
     from codedap_depth.parameters import output_settings, settings_of
     from codedap_depth.pipeline import ReconstructionConfig

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codedap_depth.bags import make_demo_bag, read_frames
+from codedap_depth.bags.demo_bag import make_demo_bag
+from codedap_depth.bags.rosbag import read_frames
 from codedap_depth.names import OUTPUT_TOPICS
 
 
@@ -43,7 +44,7 @@ def test_bag_play_publishes_the_recorded_frames(ros, small_bag) -> None:
     node.create_subscription(Image, "/replay/image_raw", lambda m: keep(images, m), history)
     node.create_subscription(CameraInfo, "/replay/camera_info", lambda m: keep(infos, m), history)
     player = subprocess.run(
-        [sys.executable, "-m", "codedap_depth.bags", "play", str(small_bag), "--rate", "0.5",
+        [sys.executable, "-m", "codedap_depth.bags.cli", "play", str(small_bag), "--rate", "0.5",
          "--publish-as", "/replay/image_raw", "--wait", "20"],
         capture_output=True, text=True, timeout=60, env=os.environ.copy(),
     )
@@ -80,7 +81,7 @@ def test_bag_play_publishes_compressed_frames(ros, tmp_path) -> None:
                              history)
     node.create_subscription(CameraInfo, "/replay/camera_info", infos.append, history)
     player = subprocess.run(
-        [sys.executable, "-m", "codedap_depth.bags", "play", str(bag), "--hz", "10",
+        [sys.executable, "-m", "codedap_depth.bags.cli", "play", str(bag), "--hz", "10",
          "--publish-as", "/replay/image_raw/compressed", "--wait", "20"],
         capture_output=True, text=True, timeout=60, env=os.environ.copy(),
     )

@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
-from codedap_depth.bags import TYPESTORE, select_image_topic, sibling, stamp_ns
+from codedap_depth.bags.rosbag import TYPESTORE, select_image_topic, sibling, stamp_ns
 from codedap_depth.names import CAMERA_INFO, CAMERA_INFO_INPUT, IMAGE
 from codedap_depth.ros.messages import message_class
 

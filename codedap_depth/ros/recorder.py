@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
-from codedap_depth.bags import BagWriter
+from codedap_depth.bags.rosbag import BagWriter
 from codedap_depth.names import DIAGNOSTIC_ARRAY
 from codedap_depth.ros.messages import message_class
 

@@ -18,7 +18,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-from codedap_depth.bags import BagWriter
+from codedap_depth.bags.rosbag import BagWriter
 from codedap_depth.names import DIAGNOSTIC_ARRAY, OUTPUT_TOPICS
 from codedap_depth.ros.player import PlayResult, play_bag
 from codedap_depth.ros.recorder import BagRecorder
