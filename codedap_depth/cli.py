@@ -10,25 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codedap_depth.bench import PARTS, QUALITY_SCENES
+from codedap_depth.arguments import float_list, int_list, parse_size
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS, METHODS, STEPLESS_METHODS
 
 UNITS = (
     "Units: depths in metres; sizes in pixels (WxH) of the working resolution; noise sigma is "
     "the standard deviation of additive Gaussian noise on [0, 1] intensities."
 )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"320x240"`` -> (320, 240)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"size must look like 320x240, got {text!r}") from err
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height
 
 
 def cmd_psf(args: argparse.Namespace) -> int:
@@ -100,7 +88,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from codedap_depth.evaluation import device_name, metrics_row, write_reconstruction
     from codedap_depth.imageio import read_image
     from codedap_depth.optics import load_bank
-    from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
+    from codedap_depth.pipeline import STEPLESS_METHODS, ReconstructionConfig, Reconstructor
 
     bank = load_bank(args.psf)
     coded = read_image(args.image)
@@ -172,26 +160,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def int_list(text: str) -> list[int]:
-    """``"10,20"`` -> [10, 20]."""
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {text!r}") from err
-
-
-def float_list(text: str) -> list[float]:
-    """``"0.005,0.01"`` -> [0.005, 0.01]."""
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers: {text!r}") from err
-
-
 #: Subcommands that parse their own arguments: name -> (module, function, help).
 FORWARDED = {
     "node": ("codedap_depth.ros.node", "main", "run the ROS 2 node (--params FILE)"),
-    "bag": ("codedap_depth.bags", "cli_main", "rosbag2 tools: make | play | eval"),
+    "bag": ("codedap_depth.bags.cli", "cli_main", "rosbag2 tools: make | play | eval"),
     "demo": ("codedap_depth.demo", "main", "bag -> node -> recorded outputs, in demo_out/"),
 }
 
@@ -202,28 +174,20 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="codedap-depth",
-        description="Metric depth and an all-in-focus image from one coded-aperture photo. "
-        + UNITS,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    psf = sub.add_parser("psf", help="synthesise a PSF bank from a camera YAML",
-                         description="Synthesise a PSF bank (format v1 .npz). " + UNITS)
+def _add_psf(psf: argparse.ArgumentParser) -> None:
+    psf.description = "Synthesise a PSF bank (format v1 .npz). " + UNITS
     psf.add_argument("--camera", type=Path, default=None,
                      help="camera YAML (default: the package's config/camera.yaml)")
     psf.add_argument("--out", type=Path, required=True, help="output bank .npz")
     psf.add_argument("--figure", type=Path, help="also write a PNG of the bank")
     psf.set_defaults(handler=cmd_psf)
 
-    sim = sub.add_parser(
-        "simulate", help="render a coded capture of an RGB-D scene",
-        description="Render a scene through a PSF bank (occlusion-aware), add noise, quantise to "
+
+def _add_simulate(sim: argparse.ArgumentParser) -> None:
+    sim.description = (
+        "Render a scene through a PSF bank (occlusion-aware), add noise, quantise to "
         "16 bits. Writes coded.png (16-bit), depth_gt.npy (float32 metres, NaN unknown), "
-        "aif_gt.png, figure.png, capture.json. " + UNITS,
-    )
+        "aif_gt.png, figure.png, capture.json. " + UNITS)
     source = sim.add_mutually_exclusive_group(required=True)
     source.add_argument("--scene", choices=["motorcycle", "aloe", "layered", "slanted"])
     source.add_argument("--rgb", type=Path, help="all-in-focus image (with --depth)")
@@ -238,12 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, required=True)
     sim.set_defaults(handler=cmd_simulate)
 
-    rec = sub.add_parser(
-        "reconstruct", help="depth + all-in-focus image from one coded photo",
-        description="Reconstruct one coded photo. Writes depth.npy (float32 metres, NaN "
+
+def _add_reconstruct(rec: argparse.ArgumentParser) -> None:
+    from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
+
+    rec.description = (
+        "Reconstruct one coded photo. Writes depth.npy (float32 metres, NaN "
         "invalid), uncertainty.npy (metres), aif.png, points.ply (metric, coloured), figure.png "
-        "and, with ground truth, metrics.json. " + UNITS,
-    )
+        "and, with ground truth, metrics.json. " + UNITS)
     rec.add_argument("image", type=Path, help="coded photo (8/16-bit PNG, grey or RGB)")
     rec.add_argument("--psf", type=Path, required=True, help="PSF bank .npz (format v1)")
     rec.add_argument("--method", choices=METHODS, default="dfd-dps",
@@ -267,11 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", type=Path, required=True)
     rec.set_defaults(handler=cmd_reconstruct)
 
-    ev = sub.add_parser(
-        "eval", help="all methods x noise levels x seeds on simulated scenes",
-        description="Simulate captures of the evaluation scenes, reconstruct with every method "
-        "at every noise level and seed, and write results.json, results.md and figures. " + UNITS,
-    )
+
+def _add_eval(ev: argparse.ArgumentParser) -> None:
+    from codedap_depth.pipeline import DEFAULT_STEPS
+
+    ev.description = (
+        "Simulate captures of the evaluation scenes, reconstruct with every method "
+        "at every noise level and seed, and write results.json, results.md and figures. " + UNITS)
     ev.add_argument("--suite", choices=["quick", "standard", "all", "heldout"],
                     default="standard", help="all: the development set; heldout: the real "
                     "sensor-depth scenes (tools/fetch_heldout.py fetches their data)")
@@ -289,12 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True)
     ev.set_defaults(handler=cmd_eval)
 
-    bench = sub.add_parser(
-        "bench", help="speed and quality benchmark (GPU); prints tables, writes JSON",
-        description="Time the DFD-DPS reconstruction over frame sizes, steps and samples, "
+
+def _add_bench(bench: argparse.ArgumentParser) -> None:
+    from codedap_depth.bench import PARTS, QUALITY_SCENES
+
+    bench.description = (
+        "Time the DFD-DPS reconstruction over frame sizes, steps and samples, "
         "break it into stages, compare with the network's FLOP floor, and plot quality "
-        "against steps. " + UNITS,
-    )
+        "against steps. " + UNITS)
     bench.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     bench.add_argument("--camera", type=Path, default=None, help="camera YAML")
     bench.add_argument("--sizes", type=lambda s: [parse_size(v) for v in s.split(",")],
@@ -314,6 +284,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
     bench.set_defaults(handler=cmd_bench)
 
+
+#: Subcommands parsed here: name -> (help, adds its arguments). A command's arguments are added
+#: only when it is the one run, so ``--help`` imports no torch (a test checks it).
+COMMANDS = {
+    "psf": ("synthesise a PSF bank from a camera YAML", _add_psf),
+    "simulate": ("render a coded capture of an RGB-D scene", _add_simulate),
+    "reconstruct": ("depth + all-in-focus image from one coded photo", _add_reconstruct),
+    "eval": ("all methods x noise levels x seeds on simulated scenes", _add_eval),
+    "bench": ("speed and quality benchmark (GPU); prints tables, writes JSON", _add_bench),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``codedap-depth`` parser; ``command``'s arguments are added (the others list only
+    their help line)."""
+    parser = argparse.ArgumentParser(
+        prog="codedap-depth",
+        description="Metric depth and an all-in-focus image from one coded-aperture photo. "
+        + UNITS,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (text, add_arguments) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=text)
+        if name == command:
+            add_arguments(command_parser)
     for name, (_, _, text) in FORWARDED.items():
         sub.add_parser(name, help=text, add_help=False)  # listed in --help; see main()
     return parser
@@ -326,11 +321,12 @@ def main(argv: list[str] | None = None) -> int:
 
         module, function, _ = FORWARDED[argv[0]]
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
+    parser = build_parser(argv[0] if argv else None)
+    args = parser.parse_args(argv)
     if getattr(args, "camera", "unset") is None:
         args.camera = share_file("config/camera.yaml")
     if args.command == "simulate" and args.rgb is not None and args.depth is None:
-        build_parser().error("--rgb needs --depth")
+        parser.error("--rgb needs --depth")
     try:
         return args.handler(args)
     except (FileNotFoundError, ValueError) as err:

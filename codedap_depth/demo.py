@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """``codedap-depth demo``: demo bag -> the ROS 2 node -> recorded outputs, summarised.
 
-1. builds a demo bag (``bags.make_demo_bag``: a camera sweep over the motorcycle and layered
-   scenes, 320x240 coded frames with ground truth), MCAP;
+1. builds a demo bag (``bags.demo_bag.make_demo_bag``: a camera sweep over the motorcycle and
+   layered scenes, 320x240 coded frames with ground truth), MCAP;
 2. starts the node as its own process (``python -m codedap_depth.ros.node --params ...``) with
    binning 2 (160x120 working resolution) and a camera model matching it;
 3. replays the bag into it over DDS and records every output into an MCAP bag;
@@ -26,20 +26,17 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from codedap_depth.bags import (
-    camera_for_size,
-    camera_to_yaml,
-    make_demo_bag,
-    read_frames,
-    read_messages,
-    stamp_ns,
-)
+from codedap_depth.bags.demo_bag import make_demo_bag
+from codedap_depth.bags.rosbag import read_frames, read_messages, stamp_ns
 from codedap_depth.image_codec import bin_image, image_to_float, unpack_cloud
+from codedap_depth.names import OUTPUT_TOPICS
+from codedap_depth.optics import camera_for_size, camera_to_yaml
+from codedap_depth.outputs import OutputSettings, frame_outputs
+from codedap_depth.parameters import output_settings, settings_of
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
 
 NAMESPACE = "/camera"
-OUTPUT_TOPICS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs (figure.png, points.ply, summary.json, input_bag/, output_bag/, node.log).",
     )
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--method", choices=["auto", "dfd-dps", "dps", "classical"],
+    parser.add_argument("--method", choices=("auto", *METHODS),
                         default="auto",
                         help="auto: dfd-dps when the prior weights exist, else classical")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -138,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     session = run_node_session(out / "input_bag", out / "output_bag", command, out / "node.log",
                                namespace=NAMESPACE, rate=args.rate,
                                progress=lambda text: print(f"demo: {text}"))
-    summary = summarise(out, session, args.binning, method, device, args, working)
+    summary = summarise(out, session, args.binning, method, device, args, working,
+                        output_settings(settings_of(values)))
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
@@ -146,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(out: Path, session, binning: int, method: str, device: str, args,
-              working) -> dict:
+              working, outputs: OutputSettings) -> dict:
     """Match outputs to inputs by stamp, score depth against the ground truth and against the
-    classical baseline run offline on the same binned frames (``working`` camera), write
+    classical baseline run offline on the same binned frames (``working`` camera; its depth
+    through the output stage with the node's ``outputs`` settings, as the node's), write
     figure.png and points.ply."""
     from codedap_depth.figures import panel_figure
     from codedap_depth.geometry import write_ply
@@ -169,7 +168,8 @@ def summarise(out: Path, session, binning: int, method: str, device: str, args,
         gt = bin_image(frame.depth_gt, binning, skip_nan=True)
         metrics = depth_metrics(depth, gt)
         baseline = depth_metrics(
-            classical(bin_image(image_to_float(frame.pixels, frame.encoding), binning)).depth, gt)
+            frame_outputs(classical(bin_image(image_to_float(frame.pixels, frame.encoding),
+                                              binning)), None, outputs).depth, gt)
         rows.append({"stamp_ns": stamp, "latency_ms": (arrived[stamp] - published[stamp]) * 1e3,
                      "depth_absrel": metrics.absrel, "depth_rmse_m": metrics.rmse_m,
                      "depth_mae_m": metrics.mae_m, "delta1": metrics.delta1,

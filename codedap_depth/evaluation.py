@@ -16,11 +16,12 @@ import torch
 from tqdm import tqdm
 
 from codedap_depth.figures import panel_figure
-from codedap_depth.geometry import backproject, write_ply
+from codedap_depth.geometry import write_ply
 from codedap_depth.heldout import HELDOUT_SCENES, load_heldout_scene
 from codedap_depth.imageio import write_png8
 from codedap_depth.metrics import depth_metrics, psnr, ssim, uncertainty_calibration
 from codedap_depth.optics import PSFBank
+from codedap_depth.outputs import KEEP_ALL, frame_outputs
 from codedap_depth.pipeline import (
     METHODS,
     STEPLESS_METHODS,
@@ -129,14 +130,16 @@ def write_reconstruction(
     depth_limits: tuple[float, float],
     gt_depth: np.ndarray | None = None,
 ) -> list[str]:
-    """depth.npy, uncertainty.npy, aif.png, points.ply (when K is known), figure.png."""
+    """depth.npy, uncertainty.npy, aif.png, points.ply (when K is known), figure.png: the
+    output stage's arrays (``outputs.frame_outputs``), with no depth range or filter."""
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "depth.npy", rec.depth.astype(np.float32))
-    np.save(out / "uncertainty.npy", rec.uncertainty.astype(np.float32))
-    write_png8(out / "aif.png", rec.aif)
+    produced = frame_outputs(rec, K, KEEP_ALL)
+    np.save(out / "depth.npy", produced.depth)
+    np.save(out / "uncertainty.npy", produced.uncertainty)
+    write_png8(out / "aif.png", produced.aif)
     written = ["depth.npy", "uncertainty.npy", "aif.png"]
-    if K is not None:
-        write_ply(out / "points.ply", backproject(rec.depth, K), rec.aif)
+    if produced.cloud is not None:
+        write_ply(out / "points.ply", produced.cloud.xyz, produced.cloud.rgb / 255.0)
         written.append("points.ply")
     result_figure(out / "figure.png", coded, rec, depth_limits, gt_depth)
     return written + ["figure.png"]

@@ -2,8 +2,8 @@
 """Pure-numpy codecs for sensor_msgs payloads, shared by the ROS node and the bag tools.
 
 Nothing here imports ROS: every function works on the plain fields of a message (``encoding``,
-``height``, ``width``, ``step``, ``is_bigendian``, ``data``), so ``ros/image_conversion.py`` (for
-rclpy messages) and ``bags.py`` (for ``rosbags`` messages) share one implementation.
+``height``, ``width``, ``step``, ``is_bigendian``, ``data``), so ``messages.py`` (the message
+descriptions rclpy and rosbags build from) and the readers of both share one implementation.
 
 Images follow cv_bridge semantics: ``decode_image`` is ``imgmsg_to_cv2(msg, "passthrough")``
 (rows may be padded, ``step`` >= ``width * bytes_per_pixel``; big-endian data is byte-swapped
@@ -583,7 +583,23 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     return (r << 16) | (g << 8) | b
 
 
-def pack_cloud(
+@dataclass(frozen=True)
+class CloudPoints:
+    """An organised point cloud as arrays (what ``pack_points`` packs, or a PLY writer writes).
+
+    Attributes:
+        xyz: [h, w, 3] float32 metres in the optical frame (x right, y down, z forward); NaN for
+            invalid points.
+        rgb: [h, w, 3] uint8 colours (invalid points keep theirs).
+        sigma: [h, w] float32 metres, or None (no ``sigma`` field).
+    """
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+    sigma: np.ndarray | None
+
+
+def cloud_points(
     depth: np.ndarray,
     K: np.ndarray,
     rgb: np.ndarray | None = None,
@@ -591,8 +607,8 @@ def pack_cloud(
     sigma: np.ndarray | None = None,
     stride: int = 1,
     max_relative_uncertainty: float | None = None,
-) -> CloudData:
-    """Back-project a depth map into an organised point cloud payload.
+) -> CloudPoints:
+    """Back-project a depth map into an organised point cloud.
 
     Point (u, v) with depth z (metres along the optical axis) is
     ``x = (u - cx) z / fx``, ``y = (v - cy) z / fy``, in the optical frame (x right, y down,
@@ -602,8 +618,8 @@ def pack_cloud(
     Args:
         depth: [H, W] metres, NaN = invalid.
         K: 3x3 intrinsics of ``depth``'s pixel grid.
-        rgb: [H, W, 3] colours (uint8 or float [0, 1]); ``None`` packs white.
-        sigma: optional [H, W] metres; adds the ``sigma`` field at byte 20.
+        rgb: [H, W, 3] colours (uint8 or float [0, 1]); ``None`` is white.
+        sigma: optional [H, W] metres; kept as the ``sigma`` of each point.
         stride: keep every ``stride``-th row and column (decimation; intrinsics stay those of the
             full grid because the kept pixels keep their coordinates).
         max_relative_uncertainty: drop (NaN) points whose ``sigma / z`` exceeds it; ignored
@@ -623,31 +639,41 @@ def pack_cloud(
             with np.errstate(invalid="ignore", divide="ignore"):
                 valid &= ~(sigma / z > max_relative_uncertainty)
     z = np.where(valid, z, np.nan)
-    names = ["x", "y", "z", "rgb"] + (["sigma"] if sigma is not None else [])
+    # the kept pixels sit every `stride` px: the same pinhole with K scaled by 1/stride
+    xyz = backproject(z, np.diag([1 / stride, 1 / stride, 1.0]) @ K)
+    if rgb is None:
+        colours = np.full((*z.shape, 3), 255, dtype=np.uint8)
+    else:
+        colours = np.asarray(rgb)[::stride, ::stride]
+        if colours.dtype != np.uint8:
+            colours = np.rint(np.clip(colours.astype(np.float32), 0.0, 1.0) * 255).astype(
+                np.uint8)
+    return CloudPoints(xyz.astype(np.float32), colours, sigma)
+
+
+def pack_points(points: CloudPoints) -> CloudData:
+    """The PointCloud2 payload of ``points`` (layout: module docstring, README)."""
+    names = ["x", "y", "z", "rgb"] + (["sigma"] if points.sigma is not None else [])
     dtype = np.dtype({
         "names": names,
-        "formats": ["<f4", "<f4", "<f4", "<u4"] + (["<f4"] if sigma is not None else []),
+        "formats": ["<f4", "<f4", "<f4", "<u4"] + (["<f4"] if points.sigma is not None else []),
         "offsets": [_CLOUD_OFFSETS[n] for n in names],
         "itemsize": POINT_STEP,
     })
-    points = np.zeros(z.shape, dtype=dtype)
-    # the kept pixels sit every `stride` px: the same pinhole with K scaled by 1/stride
-    xyz = backproject(z, np.diag([1 / stride, 1 / stride, 1.0]) @ K)
-    points["x"], points["y"], points["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
-    if rgb is None:
-        points["rgb"] = 0x00FFFFFF
-    else:
-        points["rgb"] = pack_rgb(np.asarray(rgb)[::stride, ::stride])
-    if sigma is not None:
-        points["sigma"] = sigma
-    height, width = z.shape
+    height, width = points.xyz.shape[:2]
+    packed = np.zeros((height, width), dtype=dtype)
+    for i, name in enumerate("xyz"):
+        packed[name] = points.xyz[..., i]
+    packed["rgb"] = pack_rgb(points.rgb)
+    if points.sigma is not None:
+        packed["sigma"] = points.sigma
     return CloudData(
         height=height,
         width=width,
         fields=tuple((n, _CLOUD_OFFSETS[n]) for n in names),
         point_step=POINT_STEP,
         row_step=POINT_STEP * width,
-        data=points.tobytes(),
+        data=packed.tobytes(),
     )
 
 

@@ -16,6 +16,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 import zlib
@@ -83,7 +84,7 @@ class Camera:
     num_depths: int
     mask: str = "coded13"
     psf_model: str = "geometric"
-    psf_size: int = 23
+    psf_size: int = 21
     wavelengths: tuple[float, ...] = field(default=(610e-9, 530e-9, 460e-9))
 
     def __post_init__(self) -> None:
@@ -131,24 +132,53 @@ def load_camera(path: str | Path) -> Camera:
     """Read a camera from YAML (keys = ``Camera`` fields); unknown keys are an error."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as err:
         raise FileNotFoundError(f"{path}: cannot read camera file ({err.strerror})") from err
+    return camera_from_yaml(text, str(path), path.parent)
+
+
+def camera_from_yaml(text: str, source: str, folder: Path | None = None) -> Camera:
+    """A camera from YAML text (``load_camera``'s rules); errors name ``source``. A relative
+    mask path is taken relative to ``folder`` (the camera file's) when given."""
+    data = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: camera file must be a YAML mapping")
+        raise ValueError(f"{source}: camera file must be a YAML mapping")
     known = set(Camera.__dataclass_fields__)
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"{path}: unknown camera keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ValueError(f"{source}: unknown camera keys {sorted(unknown)}; known: "
+                         f"{sorted(known)}")
     if "wavelengths" in data:
         data["wavelengths"] = tuple(float(w) for w in data["wavelengths"])
     mask = data.get("mask")
-    if isinstance(mask, str) and mask not in ("open", "coded13") and not Path(mask).is_absolute():
-        data["mask"] = str(path.parent / mask)  # a mask file sits beside its camera file
+    if (folder is not None and isinstance(mask, str) and mask not in ("open", "coded13")
+            and not Path(mask).is_absolute()):
+        data["mask"] = str(folder / mask)  # a mask file sits beside its camera file
     try:
         return Camera(**data)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from err
+        raise ValueError(f"{source}: {err}") from err
+
+
+def camera_to_yaml(camera: Camera) -> str:
+    """The camera as ``load_camera`` YAML."""
+    data = dataclasses.asdict(camera)
+    data["wavelengths"] = [float(w) for w in camera.wavelengths]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def camera_for_size(camera: Camera, width: int, height: int) -> Camera:
+    """The same optics and sensor seen at ``width`` x ``height`` px (pixel pitch rescaled).
+
+    Raises:
+        ValueError: the aspect ratio differs by more than one pixel.
+    """
+    if abs(camera.height * width / camera.width - height) > 1.0:
+        raise ValueError(f"{width}x{height} px does not keep the camera's "
+                         f"{camera.width}x{camera.height} aspect ratio")
+    return dataclasses.replace(camera, width=width, height=height,
+                               pixel_pitch=camera.pixel_pitch * camera.width / width)
 
 
 def make_mask(spec: str) -> np.ndarray:

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 import yaml
 
+from codedap_depth.names import OUTPUT_TOPICS
+
 REPO = Path(__file__).resolve().parents[1]
 NS = "/rt"  # the default namespace of the node under test
 RAW = (128, 96)  # width, height of the published frames
 WORK = (64, 48)  # after binning 2
 MIN_DEPTH, MAX_DEPTH = 0.5, 2.5
 K_RAW = np.array([[200.0, 0.0, 63.5], [0.0, 200.0, 47.5], [0.0, 0.0, 1.0]])
-OUTPUTS = ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info",
-           "aif/camera_info", "points")
+OUTPUTS = tuple(OUTPUT_TOPICS)
 CAMERA_YAML = """\
 focal_length: 0.016
 f_number: 2.0

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
-from codedap_depth.bags import (
+from codedap_depth.bags.cli import cli_main
+from codedap_depth.bags.rosbag import (
     TYPESTORE,
     bag_custom_data,
-    camera_for_size,
-    camera_from_yaml,
-    cli_main,
     decode_image_msg,
     read_frames,
     read_messages,
     stamp_ns,
 )
+from codedap_depth.names import OUTPUT_TOPICS
+from codedap_depth.optics import camera_for_size, camera_from_yaml
 
 SIZE = (64, 48)
 FRAMES = 4
@@ -93,6 +93,8 @@ def test_consecutive_frames_pan_across_the_scene(made) -> None:
 def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
     from codedap_depth.metrics import depth_metrics
     from codedap_depth.optics import load_camera, synthesize_bank
+    from codedap_depth.outputs import frame_outputs
+    from codedap_depth.parameters import NodeSettings, output_settings
     from codedap_depth.paths import share_file
     from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
 
@@ -112,11 +114,13 @@ def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
         np.mean([r["depth_rmse_m"] for r in rows]))
     assert (out / "figure.png").stat().st_size > 10_000
 
-    # independent check of frame 0: reconstruct it directly and score against the bag's GT
+    # independent check of frame 0: reconstruct it directly, apply the node's output stage with
+    # its defaults (config/params.yaml) and score against the bag's GT
     frame = next(iter(read_frames(bag)))
     camera = camera_for_size(load_camera(share_file("config/camera.yaml")), *SIZE)
-    result = Reconstructor(synthesize_bank(camera), ReconstructionConfig(method="classical"))(
-        frame.pixels.astype(np.float32) / 255)
+    result = frame_outputs(
+        Reconstructor(synthesize_bank(camera), ReconstructionConfig(method="classical"))(
+            frame.pixels.astype(np.float32) / 255), None, output_settings(NodeSettings()))
     expected = depth_metrics(result.depth, frame.depth_gt)
     assert rows[0]["depth_absrel"] == pytest.approx(expected.absrel, rel=1e-5)
 
@@ -125,9 +129,7 @@ def test_eval_round_trip_metrics_and_outputs(made, tmp_path) -> None:
     assert list(output.glob("*.mcap" if storage == "mcap" else "*.db3"))
     with Reader(output) as reader:
         counts = Counter(conn.topic for conn, _, _ in reader.messages())
-    assert counts == {f"/camera/{t}": FRAMES for t in ("depth/image", "depth/uncertainty",
-                                                       "aif/image", "depth/camera_info",
-                                                       "aif/camera_info", "points")}
+    assert counts == {f"/camera/{t}": FRAMES for t in OUTPUT_TOPICS}
     depths = list(read_frames(output, "/camera/depth/image"))
     assert [d.stamp_ns for d in depths] == [f.stamp_ns for f in read_frames(bag)]
     assert depths[0].encoding == "32FC1" and not np.any(depths[0].pixels == 0)

@@ -14,7 +14,7 @@ CORE = sorted(
 
 
 def test_core_modules_import_without_ros():
-    assert "codedap_depth.sampler" in CORE and "codedap_depth.bags" in CORE
+    assert "codedap_depth.sampler" in CORE and "codedap_depth.bags.rosbag" in CORE
     code = (
         "import importlib, sys\n"
         f"for name in {CORE!r}:\n"

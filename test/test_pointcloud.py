@@ -10,8 +10,14 @@ import pytest
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
-from codedap_depth.image_codec import pack_rgb
-from codedap_depth.ros.pointcloud import depth_to_pointcloud2, pointcloud2_to_arrays
+from codedap_depth.image_codec import cloud_points, pack_points, pack_rgb
+from codedap_depth.ros.pointcloud import cloud_to_msg, pointcloud2_to_arrays
+
+
+def depth_to_pointcloud2(header, depth, K, rgb=None, **options):
+    """The node's path: cloud arrays (``image_codec.cloud_points``), packed, in a message."""
+    return cloud_to_msg(pack_points(cloud_points(depth, K, rgb, **options)), header)
+
 
 K = np.array([[50.0, 0.0, 3.5], [0.0, 52.0, 2.0], [0.0, 0.0, 1.0]])
 

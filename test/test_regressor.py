@@ -123,7 +123,7 @@ def test_unet_refuses_a_known_depth(tmp_path, capsys) -> None:
 
 
 def test_eval_and_bag_eval_run_unet(tmp_path) -> None:
-    from codedap_depth.bags import cli_main
+    from codedap_depth.bags.cli import cli_main
     from codedap_depth.evaluation import parse_methods, run_eval
 
     assert "unet" in METHODS

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codedap_depth.bags import make_demo_bag, read_frames
+from codedap_depth.bags.demo_bag import make_demo_bag
+from codedap_depth.bags.rosbag import read_frames
+from codedap_depth.names import OUTPUT_TOPICS
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_bag_play_publishes_the_recorded_frames(ros, small_bag) -> None:
     node.create_subscription(Image, "/replay/image_raw", lambda m: keep(images, m), history)
     node.create_subscription(CameraInfo, "/replay/camera_info", lambda m: keep(infos, m), history)
     player = subprocess.run(
-        [sys.executable, "-m", "codedap_depth.bags", "play", str(small_bag), "--rate", "0.5",
+        [sys.executable, "-m", "codedap_depth.bags.cli", "play", str(small_bag), "--rate", "0.5",
          "--publish-as", "/replay/image_raw", "--wait", "20"],
         capture_output=True, text=True, timeout=60, env=os.environ.copy(),
     )
@@ -79,7 +81,7 @@ def test_bag_play_publishes_compressed_frames(ros, tmp_path) -> None:
                              history)
     node.create_subscription(CameraInfo, "/replay/camera_info", infos.append, history)
     player = subprocess.run(
-        [sys.executable, "-m", "codedap_depth.bags", "play", str(bag), "--hz", "10",
+        [sys.executable, "-m", "codedap_depth.bags.cli", "play", str(bag), "--hz", "10",
          "--publish-as", "/replay/image_raw/compressed", "--wait", "20"],
         capture_output=True, text=True, timeout=60, env=os.environ.copy(),
     )
@@ -109,7 +111,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert summary["node_frames_in"] >= 1
     assert summary["node_frames_in"] == summary["frames_out"] + summary["node_dropped"]
     assert summary["node_exit_code"] == 0
-    for topic in ("depth/image", "depth/uncertainty", "aif/image", "depth/camera_info", "points"):
+    for topic in OUTPUT_TOPICS:
         assert summary["outputs"][topic] == summary["frames_out"], topic
     assert 0 < summary["mean_depth_absrel"] < 5 and summary["mean_latency_ms"] > 0
     # the same frames through classical offline: identical method, so identical depth scores

@@ -13,7 +13,9 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from codedap_depth import messages
 from codedap_depth.image_codec import bin_intrinsics
+from codedap_depth.ros.messages import stamp_of, to_rclpy
 
 
 def input_intrinsics(info: CameraInfo, width: int, height: int) -> np.ndarray:
@@ -55,16 +57,7 @@ def distortion_problem(info: CameraInfo) -> str | None:
 
 def rectified_camera_info(header: Header, width: int, height: int, K: np.ndarray) -> CameraInfo:
     """CameraInfo of a rectified ``width`` x ``height`` image with intrinsics ``K`` (3x3, px)."""
-    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    msg = CameraInfo()
-    msg.header = header
-    msg.width, msg.height = int(width), int(height)
-    msg.distortion_model = "plumb_bob"
-    msg.d = [0.0] * 5
-    msg.k = K.reshape(-1).tolist()
-    msg.r = np.eye(3).reshape(-1).tolist()
-    msg.p = np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
-    return msg
+    return to_rclpy(messages.camera_info(K, width, height, *stamp_of(header)))
 
 
 def output_camera_info(header: Header, width: int, height: int, K_input: np.ndarray,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from rclpy.node import Node
 
+from codedap_depth.parameters import check_settings
 from codedap_depth.ros.diagnostics import FrameStats
 from codedap_depth.ros.runtime import DepthRuntime
-from codedap_depth.ros.settings import LiveSettings, StartupError, check_settings
+from codedap_depth.ros.settings import LiveSettings, StartupError
 
 NODE_NAME = "codedap_depth"
 

@@ -9,13 +9,13 @@ what is wrong with the message.
 
 from __future__ import annotations
 
-import array
-
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from codedap_depth.image_codec import decode_image, encode_image
+from codedap_depth import messages
+from codedap_depth.image_codec import decode_image
+from codedap_depth.ros.messages import stamp_of, to_rclpy
 
 
 def imgmsg_to_array(msg: Image) -> np.ndarray:
@@ -46,13 +46,5 @@ def array_to_imgmsg(
         step: bytes per row; ``None`` packs rows tightly, larger values pad each row.
         bigendian: byte order of the data; ``None`` = host order (as cv_bridge).
     """
-    kwargs = {} if bigendian is None else {"bigendian": bigendian}
-    payload = encode_image(image, encoding, step=step, **kwargs)
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width, msg.step = payload.height, payload.width, payload.step
-    msg.encoding = payload.encoding
-    msg.is_bigendian = int(payload.is_bigendian)
-    msg.data = array.array("B", payload.data)
-    return msg
+    return to_rclpy(messages.image(image, encoding, *stamp_of(header), step=step,
+                                   bigendian=bigendian))

@@ -10,7 +10,6 @@ recorded log-time spacing divided by ``rate``, or at a fixed ``hz``.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
-from codedap_depth.bags import CAMERA_INFO, IMAGE, TYPESTORE, select_image_topic, sibling, stamp_ns
+from codedap_depth.bags.rosbag import TYPESTORE, select_image_topic, sibling, stamp_ns
+from codedap_depth.names import CAMERA_INFO, CAMERA_INFO_INPUT, IMAGE
+from codedap_depth.ros.messages import message_class
 
 #: like a camera driver: reliable (also reaches best-effort subscribers), a short history
 PLAYBACK_QOS = QoSProfile(
@@ -31,12 +32,6 @@ PLAYBACK_QOS = QoSProfile(
 
 #: after a subscriber shows up, let it discover this publisher too before the first message
 DISCOVERY_GRACE_S = 0.5
-
-
-def message_class(msgtype: str) -> type:
-    """``"sensor_msgs/msg/Image"`` -> ``sensor_msgs.msg.Image``."""
-    package, kind, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{package}.{kind}"), name)
 
 
 @dataclass(frozen=True)
@@ -128,10 +123,10 @@ def play_bag(
     try:
         with Reader(bag) as reader:
             topic = select_image_topic(reader, bag, topic)
-            info_topic = sibling(topic, "camera_info")
+            info_topic = sibling(topic, CAMERA_INFO_INPUT)
             has_info = info_topic in reader.topics
             out_image = publish_as or topic
-            out_info = sibling(out_image, "camera_info") if has_info else None
+            out_info = sibling(out_image, CAMERA_INFO_INPUT) if has_info else None
             player = BagPlayer(out_image, out_info, reader.topics[topic].msgtype,
                                context=context)
             try:

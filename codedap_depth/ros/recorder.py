@@ -18,8 +18,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
-from codedap_depth.bags import BagWriter
-from codedap_depth.ros.player import message_class
+from codedap_depth.bags.rosbag import BagWriter
+from codedap_depth.names import DIAGNOSTIC_ARRAY
+from codedap_depth.ros.messages import message_class
 
 #: reliable with some slack, so nothing the node publishes is missed
 RECORD_QOS = QoSProfile(
@@ -59,7 +60,7 @@ class BagRecorder(Node):
         with self._lock:
             self._writer.write_raw(topic, msgtype, data, self.get_clock().now().nanoseconds)
             self.arrivals[topic].append((cdr_header_stamp_ns(data), received))
-        if msgtype == "diagnostic_msgs/msg/DiagnosticArray":
+        if msgtype == DIAGNOSTIC_ARRAY:
             for status in deserialize_message(data, DiagnosticArray).status:
                 self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
 

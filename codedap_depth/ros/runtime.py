@@ -27,18 +27,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from codedap_depth.image_codec import (
-    bin_image,
-    bin_intrinsics,
-    centred_intrinsics,
-    decode_compressed,
-    display_encoding,
-    float_to_image,
-    image_to_float,
-)
+from codedap_depth.image_codec import bin_image, decode_compressed, image_to_float, pack_points
+from codedap_depth.names import CAMERA_INFO_INPUT, COMPRESSED_INPUT, IMAGE_INPUT, OUTPUT_TOPICS
+from codedap_depth.outputs import frame_outputs, working_intrinsics
+from codedap_depth.parameters import NodeSettings, output_settings
 from codedap_depth.ros.camera_info import (
     distortion_problem,
     input_intrinsics,
@@ -46,19 +41,15 @@ from codedap_depth.ros.camera_info import (
 )
 from codedap_depth.ros.diagnostics import FrameStats, diagnostic_status
 from codedap_depth.ros.image_conversion import array_to_imgmsg, imgmsg_to_array
-from codedap_depth.ros.pointcloud import depth_to_pointcloud2
+from codedap_depth.ros.messages import message_class
+from codedap_depth.ros.pointcloud import cloud_to_msg
 from codedap_depth.ros.qos import camera_info_qos, diagnostics_qos, image_input_qos, output_qos
-from codedap_depth.ros.settings import LiveSettings, NodeSettings, StartupError, load_optics
+from codedap_depth.ros.settings import LiveSettings, StartupError, load_optics
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LOG_THROTTLE_S = 2.0
 #: how long closing waits for the frame being reconstructed
 WORKER_JOIN_S = 30.0
-#: the image outputs: topic -> message type (``*/camera_info`` are CameraInfo, ``points`` cloud)
-OUTPUT_TOPICS = {
-    "depth/image": Image, "depth/uncertainty": Image, "aif/image": Image,
-    "depth/camera_info": CameraInfo, "aif/camera_info": CameraInfo, "points": PointCloud2,
-}
 
 
 class FrameError(ValueError):
@@ -164,20 +155,20 @@ class DepthRuntime:
         overrides = QoSOverridingOptions.with_default_policies()
         # each entity gets its own profile object: the override declaration writes into it
         for topic, kind in OUTPUT_TOPICS.items():
-            self._outputs[topic] = create(kind, topic, output_qos(),
+            self._outputs[topic] = create(message_class(kind), topic, output_qos(),
                                           qos_overriding_options=overrides)
         self._pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics",
                                                diagnostics_qos())
         events = SubscriptionEventCallbacks(
             message_lost=lambda info: self._stats.lost(int(info.total_count_change)),
             incompatible_qos=self._on_incompatible_qos)
-        kind, topic = ((CompressedImage, "image_raw/compressed")
-                       if settings.image_transport == "compressed" else (Image, "image_raw"))
+        kind, topic = ((CompressedImage, COMPRESSED_INPUT)
+                       if settings.image_transport == "compressed" else (Image, IMAGE_INPUT))
         self._subscriptions.append(node.create_subscription(
             kind, topic, self._on_image, image_input_qos(), qos_overriding_options=overrides,
             event_callbacks=events))
         self._subscriptions.append(node.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, camera_info_qos()))
+            CameraInfo, CAMERA_INFO_INPUT, self._on_camera_info, camera_info_qos()))
         self._timer = node.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
     def _destroy_topics(self) -> None:
@@ -400,20 +391,17 @@ class DepthRuntime:
         Raises:
             FrameError: the newest camera_info was refused (lens distortion).
         """
-        stored = self._camera_info
+        stored, input_K = self._camera_info, None
         if stored is not None:
             info, problem = stored
             if problem is not None:
                 raise FrameError(problem)
             try:
-                K = input_intrinsics(info, frame.width, frame.height)
-                return bin_intrinsics(K, settings.binning)
+                input_K = input_intrinsics(info, frame.width, frame.height)
             except ValueError as err:
                 self._node.get_logger().warning(f"ignoring camera_info: {err}",
                                                 throttle_duration_sec=10.0)
-        if self._optics.fx is not None:
-            return centred_intrinsics(self._optics.fx, width, height)
-        return None
+        return working_intrinsics(input_K, settings.binning, self._optics.fx, width, height)
 
     def _reconstruct(self, msg: Image | CompressedImage, received: float) -> ReconstructedFrame:
         """Decode and reconstruct one image (the reconstruct thread's stage)."""
@@ -451,38 +439,29 @@ class DepthRuntime:
 
     def _publish(self, input_header: Header, settings: NodeSettings, result,
                  K: np.ndarray | None) -> None:
-        """Publish one frame's outputs with the input's stamp and frame_id."""
-        depth = np.asarray(result.depth, dtype=np.float32).copy()
-        with np.errstate(invalid="ignore"):
-            depth[~((depth >= settings.min_depth) & (depth <= settings.max_depth))] = np.nan
-        sigma = np.asarray(result.uncertainty, dtype=np.float32).copy()
-        sigma[~np.isfinite(depth)] = np.nan
-        height, width = depth.shape
+        """Publish one frame's outputs (``outputs.frame_outputs``) with the input's stamp and
+        frame_id."""
+        frame = frame_outputs(result, K, output_settings(settings))
+        width, height = frame.size
         header = Header(stamp=input_header.stamp,
                         frame_id=settings.frame_id or input_header.frame_id)
         out = self._outputs
-        out["depth/image"].publish(array_to_imgmsg(depth, "32FC1", header))
+        out["depth/image"].publish(array_to_imgmsg(frame.depth, "32FC1", header))
         if settings.publish_uncertainty:
-            out["depth/uncertainty"].publish(array_to_imgmsg(sigma, "32FC1", header))
+            out["depth/uncertainty"].publish(array_to_imgmsg(frame.uncertainty, "32FC1", header))
         if settings.publish_aif:
-            aif_encoding = display_encoding(result.aif)
-            out["aif/image"].publish(array_to_imgmsg(float_to_image(result.aif, aif_encoding),
-                                                     aif_encoding, header))
-        if K is None:
+            out["aif/image"].publish(array_to_imgmsg(frame.aif_pixels, frame.aif_encoding, header))
+        if frame.K is None:
             self._node.get_logger().warning(
                 "no intrinsics (no camera_info and the PSF bank has no focal length): "
                 "camera_info and points are not published", throttle_duration_sec=10.0)
             return
-        info = rectified_camera_info(header, width, height, K)
+        info = rectified_camera_info(header, width, height, frame.K)
         out["depth/camera_info"].publish(info)
         if settings.publish_aif:
             out["aif/camera_info"].publish(info)
-        if settings.publish_points:
-            colour = float_to_image(result.aif, "rgb8")
-            out["points"].publish(depth_to_pointcloud2(
-                header, depth, K, colour, sigma=sigma, stride=settings.cloud_stride,
-                max_relative_uncertainty=settings.max_relative_uncertainty,
-            ))
+        if frame.cloud is not None:
+            out["points"].publish(cloud_to_msg(pack_points(frame.cloud), header))
 
     # --- diagnostics -----------------------------------------------------------------------
 

@@ -18,19 +18,10 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-from codedap_depth.bags import BagWriter
+from codedap_depth.bags.rosbag import BagWriter
+from codedap_depth.names import DIAGNOSTIC_ARRAY, OUTPUT_TOPICS
 from codedap_depth.ros.player import PlayResult, play_bag
 from codedap_depth.ros.recorder import BagRecorder
-
-#: the node's output topics (relative to its namespace) and their types
-OUTPUT_TYPES = {
-    "depth/image": "sensor_msgs/msg/Image",
-    "depth/uncertainty": "sensor_msgs/msg/Image",
-    "aif/image": "sensor_msgs/msg/Image",
-    "depth/camera_info": "sensor_msgs/msg/CameraInfo",
-    "aif/camera_info": "sensor_msgs/msg/CameraInfo",
-    "points": "sensor_msgs/msg/PointCloud2",
-}
 
 
 class SessionError(RuntimeError):
@@ -91,8 +82,8 @@ def run_node_session(
         SessionError: the node exited or did not come up in time.
     """
     log_path = Path(log_path)
-    topics = {f"{namespace}/{name}": kind for name, kind in OUTPUT_TYPES.items()}
-    topics["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
+    topics = {f"{namespace}/{name}": kind for name, kind in OUTPUT_TOPICS.items()}
+    topics["/diagnostics"] = DIAGNOSTIC_ARRAY
     depth_topic = f"{namespace}/depth/image"
     context = Context()
     rclpy.init(context=context)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The depth node's parameters: declaration (with descriptors), validation, one frozen copy.
+"""The depth node's parameters in ROS: declared from ``parameters.NodeSettings`` (the schema).
 
 ``LiveSettings`` declares every ``NodeSettings`` field as a parameter, rejects updates that
 would make the settings invalid (with the reason) and keeps ``current`` up to date; the worker
@@ -20,146 +20,28 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from codedap_depth.image_codec import BAYER_PATTERNS
 from codedap_depth.optics import PSFBank, load_bank, load_camera, synthesize_bank
+from codedap_depth.parameters import NodeSettings, ParameterSpec, check_settings, spec
 from codedap_depth.paths import share_file
-from codedap_depth.pipeline import DEFAULT_STEPS, METHODS
-
-TRANSPORTS = ("raw", "compressed")
 
 
 class StartupError(RuntimeError):
     """The node cannot start (bad PSF/camera file, unusable device); the message says why."""
 
 
-@dataclass(frozen=True)
-class NodeSettings:
-    """The node's parameters, read once per change; the worker uses one consistent copy.
-
-    Attributes:
-        psf_file: calibrated PSF bank (.npz, format v1); "" = synthesise from ``camera_file``.
-        camera_file: camera YAML; gives the working size and focal length, and the PSF bank when
-            ``psf_file`` is empty; "" = the package's ``config/camera.yaml``.
-        method: ``dfd-dps``, ``dps``, ``classical`` or ``unet``.
-        steps: sampler steps.
-        samples: posterior samples (depth is their median; their spread adds to the
-            uncertainty).
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
-        cuda_graph: on CUDA, replay each dfd-dps frame from a CUDA graph (the real-time path;
-            the first frame of a size captures it and takes a few times longer).
-        cpu_threads: torch intra-op threads for CPU work; 0 keeps torch's default. On small
-            frames or a busy machine 1 can be many times faster than the default.
-        seed: sampler seed.
-        binning: block-average factor applied to incoming images before reconstruction.
-        min_depth, max_depth: metres; depths outside become NaN.
-        max_relative_uncertainty: cloud points with ``sigma / depth`` above it become NaN.
-        cloud_stride: keep every n-th row and column in ``points``.
-        publish_points, publish_aif, publish_uncertainty: switch those outputs.
-        frame_id: overrides the input's frame_id in every output when not empty.
-        bayer_pattern: ``rggb``, ``bggr``, ``gbrg`` or ``grbg`` to demosaic with that pattern
-            whatever the driver labels (a wrong ``bayer_*`` or a raw mosaic sent as ``mono8``/
-            ``mono16``); "" trusts the encoding.
-        image_transport: ``raw`` subscribes ``image_raw`` (sensor_msgs/Image); ``compressed``
-            subscribes ``image_raw/compressed`` (sensor_msgs/CompressedImage, PNG or JPEG).
-    """
-
-    psf_file: str = ""
-    camera_file: str = ""
-    method: str = "dfd-dps"
-    steps: int = DEFAULT_STEPS
-    samples: int = 1
-    device: str = "cpu"
-    cuda_graph: bool = True
-    cpu_threads: int = 0
-    seed: int = 0
-    binning: int = 1
-    min_depth: float = 0.0
-    max_depth: float = 1000.0
-    max_relative_uncertainty: float = 1.0
-    cloud_stride: int = 1
-    publish_points: bool = True
-    publish_aif: bool = True
-    publish_uncertainty: bool = True
-    frame_id: str = ""
-    bayer_pattern: str = ""
-    image_transport: str = "raw"
-
-
-#: name -> (description, (from, to) range or None, read_only)
-PARAMETER_DOCS: dict[str, tuple[str, tuple[float, float] | None, bool]] = {
-    "psf_file": ("calibrated PSF bank .npz (format v1); empty: synthesise from camera_file",
-                 None, True),
-    "camera_file": ("camera YAML (working size, focal length, PSF synthesis); empty: the "
-                    "package's config/camera.yaml", None, True),
-    "method": (f"reconstruction method: {', '.join(METHODS)}", None, False),
-    "steps": ("sampler steps (DDIM steps for dfd-dps/dps)", (1, 1000), False),
-    "samples": ("posterior samples per frame; uncertainty = their std (m)", (1, 64), False),
-    "device": ("torch device: cpu, cuda or cuda:N", None, False),
-    "cuda_graph": ("on CUDA, replay dfd-dps frames from a CUDA graph (real-time path)", None,
-                   False),
-    "cpu_threads": ("torch intra-op threads for CPU work; 0: torch's default", (0, 256), False),
-    "seed": ("sampler random seed", (0, 2**31 - 1), False),
-    "binning": ("integer block-averaging factor applied to incoming images", (1, 32), False),
-    "min_depth": ("depths below this (m) are published as NaN", (0.0, 1000.0), False),
-    "max_depth": ("depths above this (m) are published as NaN", (0.0, 1000.0), False),
-    "max_relative_uncertainty": ("cloud points with sigma/depth above this are NaN",
-                                 (0.0, 1000.0), False),
-    "cloud_stride": ("keep every n-th row and column of the point cloud", (1, 64), False),
-    "publish_points": ("publish the points topic", None, False),
-    "publish_aif": ("publish the aif/image topic", None, False),
-    "publish_uncertainty": ("publish the depth/uncertainty topic", None, False),
-    "frame_id": ("frame_id for all outputs; empty: the input image's frame_id", None, False),
-    "bayer_pattern": (f"demosaic inputs with this Bayer pattern ({', '.join(BAYER_PATTERNS)}) "
-                      "whatever their label; empty: trust the encoding", None, False),
-    "image_transport": (f"input: {' or '.join(TRANSPORTS)} (image_raw or "
-                        "image_raw/compressed)", None, True),
-}
-
-
-def _descriptor(name: str) -> ParameterDescriptor:
-    description, limits, read_only = PARAMETER_DOCS[name]
-    descriptor = ParameterDescriptor(name=name, description=description, read_only=read_only)
-    if limits is not None and isinstance(getattr(NodeSettings, name), int):
+def _descriptor(parameter: ParameterSpec) -> ParameterDescriptor:
+    """The ParameterDescriptor of one schema entry (the unit goes into the description)."""
+    unit = f" ({parameter.unit})" if parameter.unit else ""
+    descriptor = ParameterDescriptor(name=parameter.name, description=parameter.description + unit,
+                                     read_only=parameter.read_only)
+    limits = parameter.range
+    if limits is not None and isinstance(parameter.default, int):
         descriptor.integer_range = [IntegerRange(from_value=limits[0], to_value=limits[1], step=1)]
     elif limits is not None:
         descriptor.floating_point_range = [
             FloatingPointRange(from_value=limits[0], to_value=limits[1], step=0.0)
         ]
     return descriptor
-
-
-def check_device(device: str) -> None:
-    """Raise ``ValueError`` unless ``device`` is ``cpu`` or a CUDA device this machine has."""
-    if device == "cpu":
-        return
-    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but this machine has no CUDA device")
-    index = int(device[5:]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"device {device} requested but only {torch.cuda.device_count()} "
-                         f"CUDA device(s) exist")
-
-
-def check_settings(settings: NodeSettings) -> None:
-    """Cross-parameter rules the descriptors cannot express; ``ValueError`` with the reason."""
-    if settings.method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {settings.method!r}")
-    check_device(settings.device)
-    if not settings.min_depth < settings.max_depth:
-        raise ValueError(f"min_depth ({settings.min_depth} m) must be below max_depth "
-                         f"({settings.max_depth} m)")
-    if any(c.isspace() for c in settings.frame_id):
-        raise ValueError(f"frame_id must not contain whitespace, got {settings.frame_id!r}")
-    if settings.bayer_pattern not in ("", *BAYER_PATTERNS):
-        raise ValueError(f"bayer_pattern must be empty or one of {', '.join(BAYER_PATTERNS)}, "
-                         f"got {settings.bayer_pattern!r}")
-    if settings.image_transport not in TRANSPORTS:
-        raise ValueError(f"image_transport must be one of {', '.join(TRANSPORTS)}, got "
-                         f"{settings.image_transport!r}")
 
 
 @dataclass(frozen=True)
@@ -210,8 +92,8 @@ class LiveSettings:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        for field in fields(NodeSettings):
-            node.declare_parameter(field.name, field.default, _descriptor(field.name))
+        for parameter in spec():
+            node.declare_parameter(parameter.name, parameter.default, _descriptor(parameter))
         self.current = self._read()
 
     def watch(self) -> None:
