@@ -37,7 +37,7 @@ from codedap_depth.prior import (  # noqa: E402
     random_prior,
     to_prior_range,
 )
-from codedap_depth.prior.dataset import load_archive  # noqa: E402
+from codedap_depth.tools.prior_dataset import load_archive  # noqa: E402
 
 SIGMAS = (0.05, 0.1, 0.2)  # noise std on [0, 1] intensities
 GAUSS_WIDTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0)  # pixels

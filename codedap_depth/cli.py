@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codedap_depth.bench import PARTS, QUALITY_SCENES
 from codedap_depth.paths import share_file
 from codedap_depth.pipeline import DEFAULT_STEPS, METHODS, STEPLESS_METHODS
+from codedap_depth.tools.bench import PARTS, QUALITY_SCENES
 
 UNITS = (
     "Units: depths in metres; sizes in pixels (WxH) of the working resolution; noise sigma is "
@@ -160,9 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from codedap_depth.bench import run_bench
     from codedap_depth.optics import load_camera
     from codedap_depth.prior import load_prior
+    from codedap_depth.tools.bench import run_bench
 
     result = run_bench(load_camera(args.camera), load_prior(args.device), args.device,
                        args.sizes, args.steps, args.samples, args.cg, args.quality_steps,
