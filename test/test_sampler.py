@@ -190,11 +190,3 @@ def test_guided_pooling_keeps_the_two_sides_of_an_image_edge_apart():
     assert not torch.allclose(box_mean(cost, 9), cost, atol=0.1)  # a box window bleeds
     flat = guided_mean(cost, torch.zeros_like(guide), radius=4, eps=1e-4)
     assert torch.allclose(flat, box_mean(box_mean(cost, 9), 9), atol=1e-5)
-
-
-def test_sampler_docstring_examples_hold():
-    import doctest
-
-    import codedap_depth.sampler
-
-    assert doctest.testmod(codedap_depth.sampler).failed == 0
