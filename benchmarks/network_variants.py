@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from codedap_depth.bench import stage_ms
 from codedap_depth.evaluation import device_name
 from codedap_depth.prior import load_prior
+from codedap_depth.tools.bench import stage_ms
 
 VARIANTS = {  # name: (weight dtype, autocast dtype or None, channels_last)
     "fp32 weights, bf16 autocast, channels_last": (torch.float32, torch.bfloat16, True),

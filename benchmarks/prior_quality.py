@@ -37,7 +37,8 @@ from codedap_depth.prior import (  # noqa: E402
     random_prior,
     to_prior_range,
 )
-from codedap_depth.prior.dataset import load_archive  # noqa: E402
+from codedap_depth.sampler import ddim_step  # noqa: E402
+from codedap_depth.tools.prior_dataset import load_archive  # noqa: E402
 
 SIGMAS = (0.05, 0.1, 0.2)  # noise std on [0, 1] intensities
 GAUSS_WIDTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0)  # pixels
@@ -133,8 +134,7 @@ def ddim_samples(prior: Prior, n: int, size: int, steps: int = 50, seed: int = 0
         a = abar[t]
         a_prev = abar[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=dev)
         eps = prior.eps(x, torch.full((n,), t, dtype=torch.long, device=dev))
-        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)  # (1) predicted x0
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps  # (2) DDIM eq. 12, eta = 0
+        x = ddim_step(x, eps, a, a_prev).prev_sample  # DDIM eq. 12, eta = 0
     return from_prior_range(x).clamp(0, 1).cpu()
 
 

@@ -148,9 +148,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from codedap_depth.bench import run_bench
     from codedap_depth.optics import load_camera
     from codedap_depth.prior import load_prior
+    from codedap_depth.tools.bench import run_bench
 
     result = run_bench(load_camera(args.camera), load_prior(args.device), args.device,
                        args.sizes, args.steps, args.samples, args.cg, args.quality_steps,
@@ -259,7 +259,7 @@ def _add_eval(ev: argparse.ArgumentParser) -> None:
 
 
 def _add_bench(bench: argparse.ArgumentParser) -> None:
-    from codedap_depth.bench import PARTS, QUALITY_SCENES
+    from codedap_depth.tools.bench import PARTS, QUALITY_SCENES
 
     bench.description = (
         "Time the DFD-DPS reconstruction over frame sizes, steps and samples, "

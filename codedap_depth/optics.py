@@ -28,8 +28,8 @@ import yaml
 
 #: The project's coded mask: a 13x13 binary pattern, not point-symmetric, chosen by a seeded
 #: random search + bit-flip refinement that maximises the smallest Levin-style KL divergence
-#: between natural images blurred at neighbouring scales (``depth_discrimination``);
-#: ``tools/design_mask.py`` reproduces it. '#' = open, '.' = opaque; row 0 is the top.
+#: between natural images blurred at neighbouring scales (``depth_discrimination`` scores a
+#: mask; the search script was not kept). '#' = open, '.' = opaque; row 0 is the top.
 CODED13 = (
     ".###.####.###",
     "#.....####...",

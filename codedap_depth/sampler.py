@@ -11,7 +11,12 @@ sizes do not depend on the camera's range. H and W must be multiples of the prio
 splitting: a denoising step at a decreasing noise level, then an exact-model image step and a
 depth re-fit); ``dps`` is the original DPS update (Chung et al. 2023: gradient of
 ``||y - A(x0_hat)||`` with respect to ``x_t``, through the network), kept for comparison.
-Both return the same ``SamplerResult``.
+Both take a ``Problem`` and return a ``SamplerResult``; ``SAMPLERS`` names them for the pipeline.
+Both use the one DDIM update, ``ddim_step`` (``dfd_dps`` only its x0 estimate, ``predict_x0``).
+
+Notation (DDIM, Song et al. 2021): ``abar`` = alpha-bar_t, the cumulative signal share of the
+training schedule at timestep t; ``eps`` = the network's noise prediction epsilon_theta(x_t, t);
+``x0`` = the predicted clean image x0_hat in the prior's range [-1, 1].
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -137,6 +142,73 @@ def seeded_noise(generator: torch.Generator, shape: tuple[int, ...]) -> NoiseSou
     return lambda _: torch.randn(shape, generator=generator, device=generator.device)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One padded frame as both samplers are given it.
+
+    Attributes:
+        y: [1, C, H, W] coded measurement, [0, 1] intensities.
+        model: forward model for this bank and frame size.
+        valid: [1, 1, H, W] 1 where the data term applies (0 on padding).
+        init_v: [1, 1, H, W] initial normalised inverse depth (the warm start).
+        init_image: [1, C, H, W] initial image in [0, 1] (the warm start's deconvolution);
+            ``dps`` starts from pure noise and ignores it.
+        noise_sigma: measurement noise std, [0, 1] intensities (a float, or a 0-d tensor on
+            ``y``'s device); ``dps`` normalises by the residual norm and ignores it.
+        fit_depth: False keeps ``init_v`` throughout (non-blind deconvolution: known depth);
+            only samplers registered with ``known_depth`` accept it.
+    """
+
+    y: torch.Tensor
+    model: LayeredBlur
+    valid: torch.Tensor
+    init_v: torch.Tensor
+    init_image: torch.Tensor
+    noise_sigma: float | torch.Tensor
+    fit_depth: bool = True
+
+
+class DDIMStep(NamedTuple):
+    """One DDIM update: the previous sample and the x0 estimate it was made from."""
+
+    prev_sample: torch.Tensor  # x_{t-1}
+    x0: torch.Tensor  # x0_hat, clamped to the prior's range [-1, 1]
+
+
+def _sqrt(value: float | torch.Tensor) -> float | torch.Tensor:
+    """Square root of a host number (in float64) or of a tensor (in its dtype)."""
+    return value.sqrt() if isinstance(value, torch.Tensor) else math.sqrt(value)
+
+
+def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, abar: float | torch.Tensor) -> torch.Tensor:
+    """Tweedie's estimate of the clean image, clamped to [-1, 1]:
+    ``x0_hat = (x_t - sqrt(1 - abar) eps) / sqrt(abar)`` (DDIM eq. 9).
+
+    >>> x0 = torch.tensor([0.5, -2.0])
+    >>> predict_x0(0.8 * x0 + 0.6 * torch.ones(2), torch.ones(2), 0.64)
+    tensor([ 0.5000, -1.0000])
+    """
+    return ((x_t - _sqrt(1 - abar) * eps) / _sqrt(abar)).clamp(-1, 1)
+
+
+def ddim_step(
+    x_t: torch.Tensor, eps: torch.Tensor, abar: float | torch.Tensor,
+    abar_prev: float | torch.Tensor, direction: torch.Tensor | None = None,
+) -> DDIMStep:
+    """The deterministic DDIM update (eta = 0, DDIM eq. 12) from timestep t to the previous one:
+    ``x_{t-1} = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) d``, with ``x0_hat`` from
+    ``predict_x0`` and the direction ``d`` = ``eps`` unless given (``dps`` mixes in fresh noise).
+    ``abar`` and ``abar_prev`` are host numbers or 0-d tensors on ``x_t``'s device.
+
+    >>> step = ddim_step(0.8 * torch.zeros(1) + 0.6 * torch.ones(1), torch.ones(1), 0.64, 1.0)
+    >>> step.prev_sample, step.x0
+    (tensor([0.]), tensor([0.]))
+    """
+    x0 = predict_x0(x_t, eps, abar)  # (1) predicted x0
+    d = eps if direction is None else direction
+    return DDIMStep(_sqrt(abar_prev) * x0 + _sqrt(1 - abar_prev) * d, x0)  # (2) eq. 12
+
+
 def ddim_timesteps(steps: int, train_steps: int = 1000) -> list[int]:
     """``steps`` descending training timesteps, evenly spaced from ``train_steps - 1`` to 0.
 
@@ -203,18 +275,12 @@ def noise_levels(prior: Prior, steps: int, sigma_max: float,
 
 
 def dfd_dps(
-    y: torch.Tensor,
-    model: LayeredBlur,
+    problem: Problem,
     prior: Prior,
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor,
-    init_image: torch.Tensor,
-    noise_sigma: float | torch.Tensor,
     noise: NoiseSource,
-    valid: torch.Tensor | None = None,
-    fit_depth: bool = True,
     callback: Callback | None = None,
 ) -> SamplerResult:
     """DFD-DPS: anneal the diffusion prior's denoiser against the measurement, refitting depth.
@@ -237,33 +303,26 @@ def dfd_dps(
     graph (``pipeline.Reconstructor`` does, through ``graphed.CapturedCall``).
 
     Args:
-        y: [1, C, H, W] coded measurement.
-        model: forward model for this bank and frame size.
+        problem: the frame: measurement, forward model, warm start, noise level.
         prior: diffusion prior (epsilon prediction).
         config: sampler tuning.
         steps: annealing steps (1 ... 1000), one network call each.
         samples: posterior samples M, run as one batch.
-        init_v: [1, 1, H, W] initial normalised inverse depth (warm start).
-        init_image: [1, C, H, W] initial image in [0, 1] (e.g. the warm start's deconvolution).
-        noise_sigma: measurement noise std, [0, 1] intensities (a float, or a 0-d tensor on
-            ``y``'s device).
         noise: standard normal draws (``seeded_noise``); index 0 perturbs the initial image by
             ``renoise``, index i >= 1 is step i - 1's fresh noise.
-        valid: [1, 1, H, W] 1 where the data term applies (0 on padding); default all.
-        fit_depth: False keeps ``init_v`` throughout (non-blind deconvolution: known depth).
         callback: progress hook.
     """
+    y, model, valid, noise_sigma = problem.y, problem.model, problem.valid, problem.noise_sigma
     levels = noise_levels(prior, steps, config.sigma_max, noise_sigma, y.device)
     kappa = path_damping(steps, config.path_steps)
-    smooth = config.step_gradient_sigma if fit_depth else 0.0
+    smooth = config.step_gradient_sigma if problem.fit_depth else 0.0
     lambda_g = (noise_sigma / smooth) ** 2 if smooth else 0.0
-    valid = torch.ones_like(y[:, :1]) if valid is None else valid
     count = valid.sum() * y.shape[1] * samples
     channels, zeta = y.shape[1], config.renoise
-    v = init_v.expand(samples, -1, -1, -1).clone()
+    v = problem.init_v.expand(samples, -1, -1, -1).clone()
     operator = model.at(v_to_inv(model, v))
     start = noise(0)[:, :channels]  # per-sample perturbation of the initial image
-    x = init_image.expand(samples, -1, -1, -1) + (zeta**0.5 * config.sigma_max) * start
+    x = problem.init_image.expand(samples, -1, -1, -1) + (zeta**0.5 * config.sigma_max) * start
     residuals: list[torch.Tensor] = []
     for i in range(steps):
         a, level = levels.abar[i], levels.level[i]
@@ -271,9 +330,9 @@ def dfd_dps(
             # (1) denoise: x as the prior's state at level s_i, Tweedie estimate z
             x_t = a.sqrt() * to_prior_range(x) + ((1 - a) * zeta).sqrt() * noise(i + 1)
             eps = prior.eps(x_t, levels.t[i].expand(samples))
-            z = measured(((x_t - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1), channels)
+            z = measured(predict_x0(x_t, eps, a), channels)
             # (2) depth from the data-consistent image of the previous step
-            if fit_depth and i >= config.depth_start * steps and i > 0:
+            if problem.fit_depth and i >= config.depth_start * steps and i > 0:
                 v = inv_to_v(model, depth_from_image(model, y, x, config.depth_radius,
                                                      config.depth_eps))
                 operator = model.at(v_to_inv(model, v))
@@ -289,38 +348,34 @@ def dfd_dps(
 
 
 def dps(
-    y: torch.Tensor,
-    model: LayeredBlur,
+    problem: Problem,
     prior: Prior,
     config: SamplerConfig,
     steps: int,
     samples: int,
-    init_v: torch.Tensor,
     noise: NoiseSource,
-    valid: torch.Tensor | None = None,
     callback: Callback | None = None,
 ) -> SamplerResult:
     """Plain DPS (Chung et al. 2023) extended to depth: ``x_{t-1} = DDIM(x0_hat) - zeta *
     grad_{x_t} ||y - A(x0_hat, v)||`` and ``v <- v - zeta * grad_v ||.||``, from pure noise
-    over the DDIM schedule. Arguments as ``dfd_dps`` (no noise level: DPS normalises by the
-    residual norm)."""
-    m = samples
-    valid = torch.ones_like(y[:, :1]) if valid is None else valid
-    v = init_v.expand(m, -1, -1, -1).clone()
+    over the DDIM schedule. Arguments as ``dfd_dps``; ``problem.init_image`` and
+    ``problem.noise_sigma`` are not used (DPS normalises by the residual norm), nor is
+    ``fit_depth`` (it always moves the depth)."""
+    y, model, valid, m = problem.y, problem.model, problem.valid, samples
+    v = problem.init_v.expand(m, -1, -1, -1).clone()
     x_t = noise(0)
     residuals: list[torch.Tensor] = []
     for i, (t, a_t, a_prev) in enumerate(ddim_schedule(prior, steps)):
         x_t = x_t.detach().requires_grad_(True)
         v = v.detach().requires_grad_(True)
         eps = prior.eps(x_t, torch.full((m,), t, device=y.device, dtype=torch.long))
-        x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
-        error = (render(model, x0.clamp(-1, 1), v, y.shape[1]) - y) * valid
+        x0 = predict_x0(x_t, eps, a_t)
+        error = (render(model, x0, v, y.shape[1]) - y) * valid
         norm = error.flatten(1).norm(dim=1).sum()
         grad_x, grad_v = torch.autograd.grad(norm, [x_t, v])
         with torch.no_grad():
-            x0 = x0.clamp(-1, 1)
             mixed = math.sqrt(1 - config.renoise) * eps + math.sqrt(config.renoise) * noise(i + 1)
-            x_t = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * mixed - config.dps_step * grad_x
+            x_t = ddim_step(x_t, eps, a_t, a_prev, mixed).prev_sample - config.dps_step * grad_x
             v = (v - config.dps_step * grad_v).clamp(0, 1)
         residuals.append(rms_residual(model, x0, v, y, valid))
         if callback is not None:
@@ -367,3 +422,38 @@ def rms_residual(
     error = (render(model, x0, v, y.shape[1]) - y) * valid
     count = valid.sum() * y.shape[1] * x0.shape[0]
     return (error.pow(2).sum() / count).sqrt()
+
+
+class SamplerFn(Protocol):
+    """What every registered sampler is: ``dfd_dps`` and ``dps`` take these arguments."""
+
+    def __call__(self, problem: Problem, prior: Prior, config: SamplerConfig, steps: int,
+                 samples: int, noise: NoiseSource, callback: Callback | None = None
+                 ) -> SamplerResult: ...
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A registered sampler and what the pipeline may do with it.
+
+    Attributes:
+        run: the sampler.
+        starts_from_image: it starts from ``problem.init_image`` (so the pipeline refines the
+            warm start's image first); False: from pure noise.
+        capturable: nothing in it waits for the device or needs autograd, so a fixed-size
+            frame may be captured in a CUDA graph.
+        known_depth: it accepts ``problem.fit_depth = False`` (a depth map from another
+            sensor).
+    """
+
+    run: SamplerFn
+    starts_from_image: bool
+    capturable: bool
+    known_depth: bool
+
+
+#: The samplers by method name (``ReconstructionConfig.method``).
+SAMPLERS: dict[str, Sampler] = {
+    "dfd-dps": Sampler(dfd_dps, starts_from_image=True, capturable=True, known_depth=True),
+    "dps": Sampler(dps, starts_from_image=False, capturable=False, known_depth=False),
+}

@@ -2,8 +2,6 @@
 """Classical baseline: depth and AIF on simulated planar scenes, channels, input errors, the
 real capture, determinism."""
 
-import doctest
-
 import numpy as np
 import pytest
 import skimage.data
@@ -13,7 +11,6 @@ from helpers import REPO, real_coded_file
 from scipy.ndimage import binary_erosion
 from skimage.io import imread
 
-import codedap_depth.baselines
 from codedap_depth.baselines import (
     ClassicalSolver,
     box_filter,
@@ -257,7 +254,3 @@ def test_deterministic(bank):
     second = classical_reconstruct(coded.copy(), bank)
     for name in ("depth", "aif", "layer", "cost"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
-
-
-def test_docstring_example():
-    assert doctest.testmod(codedap_depth.baselines).failed == 0

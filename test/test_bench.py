@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import REPO
 
-from codedap_depth.bench import run_bench
 from codedap_depth.graphed import CapturedCall
 from codedap_depth.optics import load_camera
 from codedap_depth.pipeline import DEFAULT_STEPS
+from codedap_depth.tools.bench import run_bench
 
 
 def test_bench_writes_speed_and_quality_tables(tmp_path):

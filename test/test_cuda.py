@@ -68,6 +68,19 @@ def test_graph_replay_matches_the_eager_sampler(bank):
     assert smaller.depth.shape == (96, 128) and np.isfinite(smaller.depth).all()
 
 
+def test_device_call_replays_the_frames_graph(bank):
+    coded = simulate_capture(load_scene("layered", (0.5, 5.0), (160, 120)), bank, 0.01)
+    run = Reconstructor(bank, ReconstructionConfig(steps=4, device="cuda"))
+    first = run(coded)  # captures this size's graph
+    graph = run._graph
+    work = run.device_call(coded)
+    assert work() is None
+    torch.cuda.synchronize()
+    assert run._graph is graph  # the frame's own graph, not a second capture
+    again = run(coded)
+    assert np.array_equal(first.depth, again.depth) and np.array_equal(first.aif, again.aif)
+
+
 def test_captured_call_checks_shapes():
     from codedap_depth.graphed import CapturedCall
 

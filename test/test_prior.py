@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from codedap_depth.prior import from_prior_range, load_prior, random_prior, to_prior_range
-from codedap_depth.prior.dataset import EVAL_TEXTURES, MANIFEST_PATH
 from codedap_depth.prior.model import CONFIG_FILE, UNET_FILE, WEIGHTS_DIR, build_unet
+from codedap_depth.tools.prior_dataset import EVAL_TEXTURES, MANIFEST_PATH
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = WEIGHTS_DIR / UNET_FILE
@@ -148,7 +148,7 @@ def _tiny_archive(path: Path) -> None:
 
 
 def test_train_smoke_writes_loadable_weights(tmp_path: Path) -> None:
-    from codedap_depth.prior.train import main
+    from codedap_depth.tools.prior_train import main
 
     data = tmp_path / "photos.npz"
     _tiny_archive(data)

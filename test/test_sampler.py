@@ -11,8 +11,16 @@ from codedap_depth.consistency import solve_image
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.metrics import psnr
 from codedap_depth.optics import PSFBank, load_camera, synthesize_bank
-from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
-from codedap_depth.sampler import SamplerConfig, ddim_timesteps
+from codedap_depth.pipeline import METHODS, ReconstructionConfig, Reconstructor
+from codedap_depth.sampler import (
+    SAMPLERS,
+    SamplerConfig,
+    ddim_step,
+    ddim_timesteps,
+    dfd_dps,
+    dps,
+    predict_x0,
+)
 from codedap_depth.scenes import fill_unknown, load_scene
 from codedap_depth.simulate import simulate_capture
 
@@ -44,6 +52,43 @@ def test_ddim_schedule_any_step_count():
     assert ddim_timesteps(1000) == list(range(999, -1, -1))
     with pytest.raises(ValueError, match="steps"):
         ddim_timesteps(0)
+
+
+def test_ddim_step_is_eq_12_for_host_numbers_and_tensors():
+    g = torch.Generator().manual_seed(0)
+    x_t, eps, direction = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
+    a, a_prev = 0.3, 0.7
+    x0 = ((x_t - (1 - a) ** 0.5 * eps) / a**0.5).clamp(-1, 1)
+    step = ddim_step(x_t, eps, a, a_prev)
+    assert torch.allclose(step.x0, x0) and torch.equal(step.x0, predict_x0(x_t, eps, a))
+    assert torch.allclose(step.prev_sample, a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps)
+    mixed = ddim_step(x_t, eps, a, a_prev, direction).prev_sample
+    assert torch.allclose(mixed, a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * direction)
+    on_device = ddim_step(x_t, eps, torch.tensor(a), torch.tensor(a_prev))
+    assert torch.allclose(on_device.prev_sample, step.prev_sample, atol=1e-6)
+
+
+def test_samplers_are_chosen_from_the_registry(prior, bank, scene):
+    assert METHODS[:len(SAMPLERS)] == tuple(SAMPLERS) == ("dfd-dps", "dps")
+    assert SAMPLERS["dfd-dps"].run is dfd_dps and SAMPLERS["dps"].run is dps
+    assert SAMPLERS["dfd-dps"].capturable and not SAMPLERS["dps"].capturable  # autograd
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+    run = Reconstructor(bank, ReconstructionConfig(method="dps", steps=2), prior)
+    with pytest.raises(ValueError, match="needs method dfd-dps, not 'dps'"):
+        run(coded, known_depth=np.ones(coded.shape[:2], np.float32))
+
+
+def test_device_call_runs_a_frames_device_work_and_changes_nothing(prior, bank, scene):
+    coded = simulate_capture(scene, bank, 0.01, seed=0)
+    config = ReconstructionConfig(steps=3, seed=2, sampler=SamplerConfig(renoise=0.2))
+    run = Reconstructor(bank, config, prior)
+    before = run(coded)
+    work = run.device_call(coded)
+    assert work() is None and work() is None
+    after = run(coded)
+    assert np.array_equal(before.depth, after.depth) and np.array_equal(before.aif, after.aif)
+    with pytest.raises(ValueError, match="device_call needs a sampler method"):
+        Reconstructor(bank, ReconstructionConfig(method="classical")).device_call(coded)
 
 
 def test_data_residual_falls_and_same_seed_gives_same_output(prior, bank, scene):
@@ -208,11 +253,3 @@ def test_guided_pooling_keeps_the_two_sides_of_an_image_edge_apart():
     assert not torch.allclose(box_mean(cost, 9), cost, atol=0.1)  # a box window bleeds
     flat = guided_mean(cost, torch.zeros_like(guide), radius=4, eps=1e-4)
     assert torch.allclose(flat, box_mean(box_mean(cost, 9), 9), atol=1e-5)
-
-
-def test_sampler_docstring_examples_hold():
-    import doctest
-
-    import codedap_depth.sampler
-
-    assert doctest.testmod(codedap_depth.sampler).failed == 0

@@ -8,7 +8,7 @@ import signal
 
 import torch
 
-from codedap_depth.training import StopFlag, optimiser_step, start_run
+from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
 
 
 def test_stop_flag_catches_sigterm_and_restores_the_handler() -> None:

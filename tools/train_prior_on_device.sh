@@ -5,10 +5,10 @@
 # Run from the repository root on the GPU host, with these ignored paths carried along:
 #   .whl/                     diffusers 0.42.1 + importlib_metadata (+ zipp, lazy-importer),
 #                             bm3d, bm4d, PyWavelets wheels (cp312, manylinux)
-#   .prior_data/photos.npz    from `python -m codedap_depth.prior.dataset --out .prior_data`
+#   .prior_data/photos.npz    from `python -m codedap_depth.tools.prior_dataset --out .prior_data`
 # and $OUT set to the folder whose contents come back.
 #
-# Usage: bash tools/train_prior_on_device.sh [MINUTES] [extra train.py args...]
+# Usage: bash tools/train_prior_on_device.sh [MINUTES] [extra prior_train args...]
 #   e.g. bash tools/train_prior_on_device.sh 12 --dead-leaves 0.25
 # Writes $OUT/prior/{unet.safetensors,config.json,scheduler.json,training.json,loss.jsonl},
 # $OUT/train.log, $OUT/prior_quality.json, $OUT/prior_samples.png, $OUT/bench.log.
@@ -27,7 +27,7 @@ python3 -c 'import torch, diffusers, bm3d; print("torch", torch.__version__, "cu
 torch.cuda.is_available(), torch.cuda.get_device_name(0), "diffusers", diffusers.__version__)'
 
 mkdir -p "$OUT"
-python3 -m codedap_depth.prior.train --data .prior_data/photos.npz --out "$OUT/prior" \
+python3 -m codedap_depth.tools.prior_train --data .prior_data/photos.npz --out "$OUT/prior" \
     --minutes "$MINUTES" --device cuda "$@" 2>&1 | tr '\r' '\n' | tee "$OUT/train.log"
 python3 benchmarks/prior_quality.py --weights "$OUT/prior" --device cuda --out "$OUT" \
     --data .prior_data/photos.npz 2>&1 | tee "$OUT/bench.log"

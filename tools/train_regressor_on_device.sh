@@ -3,13 +3,13 @@
 # Train the U-Net regressor (--method unet) on a lent GPU machine.
 #
 # Run from the repository root on the GPU host, with this ignored path carried along:
-#   .prior_data/photos.npz    from `python -m codedap_depth.prior.dataset --out $PWD/.prior_data`
+#   .prior_data/photos.npz    from `python -m codedap_depth.tools.prior_dataset --out $PWD/.prior_data`
 #                             (or .regdata/photos.npz: a copy, when the cache makes
 #                             .prior_data too large to carry)
 # and $OUT set to the folder whose contents come back. Needs torch, numpy, scipy,
 # scikit-image, pyyaml, pillow and safetensors (all in the GPU image); no diffusers.
 #
-# Usage: bash tools/train_regressor_on_device.sh [MINUTES] [extra train.py args...]
+# Usage: bash tools/train_regressor_on_device.sh [MINUTES] [extra regressor_train args...]
 #   e.g. bash tools/train_regressor_on_device.sh 8
 #   CPU smoke here: DEVICE=cpu OUT=/tmp/rs bash tools/train_regressor_on_device.sh 0.2 \
 #       --batch 2 --crop 64 --val-samples 4 --val-every 2 --log-every 1
@@ -30,7 +30,7 @@ if [ "$DEVICE" != cpu ]; then nvidia-smi; fi
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")'
 
 mkdir -p "$OUT"
-"$PYTHON" -m codedap_depth.regressor.train --data "$DATA" --out "$OUT/regressor" \
+"$PYTHON" -m codedap_depth.tools.regressor_train --data "$DATA" --out "$OUT/regressor" \
     --minutes "$MINUTES" --device "$DEVICE" "$@" 2>&1 | tee "$OUT/train.log"
 "$PYTHON" - "$OUT/regressor" "$DEVICE" <<'PY' 2>&1 | tee "$OUT/check.log"
 import sys, time, torch

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Diffusion prior: offline photo dataset, training, and loading the shipped weights."""
+"""Diffusion prior: the shipped weights, loaded with their noise schedule. The photo dataset and
+the training are dev tools (``codedap_depth.tools.prior_dataset``, ``tools.prior_train``)."""
 
 from codedap_depth.prior.model import (
     Prior,

@@ -2,9 +2,9 @@
 """U-Net regressor baseline (``--method unet``): coded image -> depth, its std, AIF.
 
 Modules, one job each: ``model`` (the network and the inverse-depth normalisation),
-``loading`` (weights files, checked), ``inference`` (a frame in, metres out), ``data``
-(simulated training pairs) and ``train`` (training, ``python -m codedap_depth.regressor.train``).
-Shipped weights: ``codedap_depth/regressor/weights/``.
+``loading`` (weights files, checked) and ``inference`` (a frame in, metres out). Shipped weights:
+``codedap_depth/regressor/weights/``. Training and its simulated pairs are dev tools:
+``codedap_depth.tools.regressor_train`` and ``codedap_depth.tools.regressor_data``.
 """
 
 from codedap_depth.regressor.inference import DepthRegressor, Regression, load_regressor

@@ -155,11 +155,6 @@ def inverse_depth_from_v(v: torch.Tensor, config: UNetConfig) -> torch.Tensor:
     return 1.0 / config.far + v * (1.0 / config.near - 1.0 / config.far)
 
 
-def v_from_inverse_depth(inv_depth: torch.Tensor, config: UNetConfig) -> torch.Tensor:
-    """Inverse depth in 1/m -> normalised inverse depth (0 = far, 1 = near)."""
-    return (inv_depth - 1.0 / config.far) / (1.0 / config.near - 1.0 / config.far)
-
-
 def depth_std_from_v(v: torch.Tensor, log_var: torch.Tensor, config: UNetConfig
                      ) -> torch.Tensor:
     """Depth std in metres from the std of ``v`` (first order: ``sigma_d = sigma_u / u^2``)."""

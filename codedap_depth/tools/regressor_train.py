@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Train the U-Net regressor on simulated captures of the training camera (``--method unet``).
 
-Pairs are made on the device every step (``regressor.data``): crops of the prior's training
+Pairs are made on the device every step (``tools.regressor_data``): crops of the prior's training
 photos on synthetic depth maps, rendered through the occlusion-aware model of the camera's
 bank (default ``config/camera.yaml``) at one noise level (0.01), 16-bit quantised. Loss per
 pixel: a Gaussian negative log-likelihood of the normalised inverse depth ``v`` under the
@@ -15,8 +15,9 @@ on a fixed, seeded set made from the prior's ``val`` photos, logged every ``--va
 
 ::
 
-    python -m codedap_depth.regressor.train --data .prior_data/photos.npz --out OUT --minutes 8
-    python -m codedap_depth.regressor.train --data .prior_data/photos.npz --out /tmp/r \\
+    python -m codedap_depth.tools.regressor_train --data .prior_data/photos.npz --out OUT \\
+        --minutes 8
+    python -m codedap_depth.tools.regressor_train --data .prior_data/photos.npz --out /tmp/r \\
         --device cpu --max-steps 3 --batch 2 --crop 64 --val-samples 4       # CPU smoke test
 
 Writes into ``--out``: ``unet.safetensors`` (EMA weights, fp16), ``config.json``,
@@ -43,11 +44,11 @@ import torch
 
 from codedap_depth.optics import load_camera, synthesize_bank
 from codedap_depth.paths import share_file
-from codedap_depth.prior.dataset import load_archive
-from codedap_depth.regressor.data import Batch, SimulatedPairs
 from codedap_depth.regressor.loading import CONFIG_FILE, WEIGHTS_FILE, save_weights
 from codedap_depth.regressor.model import DepthUNet, UNetConfig, UNetOutput
-from codedap_depth.training import StopFlag, optimiser_step, start_run
+from codedap_depth.tools.prior_dataset import load_archive
+from codedap_depth.tools.regressor_data import Batch, SimulatedPairs
+from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def loss_terms(out: UNetOutput, batch: Batch, beta: float, v_weight: float, aif_
 def _parse_args(argv: list[str] | None) -> TrainConfig:
     d = TrainConfig(data="", out="")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="photos.npz from codedap_depth.prior.dataset")
+    ap.add_argument("--data", required=True,
+                    help="photos.npz from codedap_depth.tools.prior_dataset")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--camera", default=d.camera,
                     help="camera YAML of the training bank (default: config/camera.yaml)")
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     np.random.seed(cfg.seed)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    train(cfg, "python -m codedap_depth.regressor.train " + shlex.join(args))
+    train(cfg, "python -m codedap_depth.tools.regressor_train " + shlex.join(args))
     return 0
 
 

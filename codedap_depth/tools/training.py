@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What the two training scripts (``prior.train``, ``regressor.train``) share: the run's
-set-up, a stop flag raised by SIGTERM/SIGINT, and one optimiser step with the EMA update."""
+"""What the two training scripts (``tools.prior_train``, ``tools.regressor_train``) share: the
+run's set-up, a stop flag raised by SIGTERM/SIGINT, and one optimiser step with the EMA update."""
 
 from __future__ import annotations
 

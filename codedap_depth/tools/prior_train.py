@@ -9,8 +9,8 @@ Augmentation runs on the device: random scale (0.5..1 downscale, mip-mapped bili
 
 Runs with torch, numpy, pillow, safetensors, tqdm and diffusers only (no scipy / skimage)::
 
-    python -m codedap_depth.prior.train --data .prior_data/photos.npz --out OUT --minutes 12
-    python -m codedap_depth.prior.train --data .prior_data/photos.npz --out /tmp/p \\
+    python -m codedap_depth.tools.prior_train --data .prior_data/photos.npz --out OUT --minutes 12
+    python -m codedap_depth.tools.prior_train --data .prior_data/photos.npz --out /tmp/p \\
         --device cpu --max-steps 3 --batch 4                                  # CPU smoke test
 
 Writes into ``--out``: ``unet.safetensors`` (EMA weights, fp16), ``config.json``,
@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from codedap_depth.prior.dataset import load_archive
 from codedap_depth.prior.model import (
     CONFIG_FILE,
     SCHEDULER_CONFIG,
@@ -47,7 +46,8 @@ from codedap_depth.prior.model import (
     to_prior_range,
     unet_config,
 )
-from codedap_depth.training import StopFlag, optimiser_step, start_run
+from codedap_depth.tools.prior_dataset import load_archive
+from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
 
 CROP_SIZES = (64, 80, 96, 112, 128)  # pixels; one per step
 
@@ -216,7 +216,8 @@ def _batch_for(crop: int, batch64: int) -> int:
 def _parse_args(argv: list[str] | None) -> TrainConfig:
     d = TrainConfig(data="", out="")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="photos.npz from codedap_depth.prior.dataset")
+    ap.add_argument("--data", required=True,
+                    help="photos.npz from codedap_depth.tools.prior_dataset")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock budget")
     ap.add_argument("--max-steps", type=int, default=d.max_steps, help="0: no step limit")
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg = _parse_args(argv)
     args = sys.argv[1:] if argv is None else argv
-    train(cfg, "python -m codedap_depth.prior.train " + shlex.join(args))
+    train(cfg, "python -m codedap_depth.tools.prior_train " + shlex.join(args))
     return 0
 
 

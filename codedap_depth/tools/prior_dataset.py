@@ -15,8 +15,8 @@ beside this file, records each file's package, version, path and sha256 of the o
 
 Usage::
 
-    python -m codedap_depth.prior.dataset --out .prior_data           # build
-    python -m codedap_depth.prior.dataset --out .prior_data --check   # rebuild + diff manifest
+    python -m codedap_depth.tools.prior_dataset --out .prior_data          # build
+    python -m codedap_depth.tools.prior_dataset --out .prior_data --check  # rebuild, diff
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+#: The committed manifest, shipped beside the prior it trained (package data of ``prior``).
+MANIFEST_PATH = Path(__file__).resolve().parents[1] / "prior" / "manifest.json"
 MAX_SHORT_SIDE = 384  # pixels; longer photos are downscaled to this shorter side
 VAL_FRACTION = 0.10  # of the non-forced photos, by file
 SEED = 20240611  # fixed seed for the validation split
@@ -624,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # absolute: the downloads run with the cache folder as their working directory
     cache = (args.cache or args.out / "cache").resolve()
-    command = "python -m codedap_depth.prior.dataset --out .prior_data"
+    command = "python -m codedap_depth.tools.prior_dataset --out .prior_data"
     manifest, photos = build(cache, command)
     if args.check:
         old = json.loads(args.manifest.read_text())

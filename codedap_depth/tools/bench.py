@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codedap_depth.baselines import ClassicalSolver
 from codedap_depth.consistency import depth_from_image, solve_image
 from codedap_depth.evaluation import device_name
+from codedap_depth.forward import LayeredBlur
 from codedap_depth.graphed import CapturedCall
 from codedap_depth.metrics import depth_metrics, psnr
 from codedap_depth.optics import Camera, PSFBank, synthesize_bank
@@ -170,8 +172,10 @@ def speed_table(
 
 def stage_breakdown(camera: Camera, prior: Prior, size: tuple[int, int]) -> dict[str, float]:
     """ms per frame in each stage of the shipped configuration (default steps and CG
-    iterations, one sample), each stage timed alone; ``host_ms`` is the frame time left over
-    by the device work (noise estimate, padding, copies, numpy conversion)."""
+    iterations, one sample), each stage timed alone; ``device_ms`` is the frame's device work
+    (``Reconstructor.device_call``), ``host_ms`` the frame time left over by it (noise estimate
+    and draws, padding, copies, numpy conversion). The stages run on their own forward model
+    and classical solver, built as the pipeline builds them."""
     device = prior.device
     width, height = size
     bank = synthesize_bank(dataclasses.replace(camera, width=width, height=height))
@@ -180,27 +184,26 @@ def stage_breakdown(camera: Camera, prior: Prior, size: tuple[int, int]) -> dict
     coded = simulate_capture(load_scene("layered", (float(bank.depths[0]),
                                                     float(bank.depths[-1])), size), bank, 0.01)
     frame = timed(lambda: run(coded), device)
-    run.prepare(height, width, 3)
-    model, steps, sampler = run.model, config.steps, config.sampler
+    steps, sampler = config.steps, config.sampler
+    model = LayeredBlur(bank, height, width, occlusion=sampler.occlusion).to(device)
+    solver = ClassicalSolver(bank, height, width, device=device)
     y = torch.from_numpy(coded.transpose(2, 0, 1).copy())[None].to(device)
     x = torch.rand(1, 3, height, width, device=device)
     inv = torch.full((1, 1, height, width), 1.0, device=device)
     valid, sigma = torch.ones_like(y[:, :1]), torch.tensor(0.01, device=device)
     t = torch.full((1,), 500, device=device, dtype=torch.long)
     refits = sum(1 for i in range(1, steps) if i >= sampler.depth_start * steps)
-    noise = torch.randn(steps + 1, 1, 3, height, width, device=device)
     with torch.no_grad():
         stages = {
             "frame_ms": frame,
-            "device_ms": stage_ms(lambda *a: run.posterior(*a[:3], a[3].__getitem__),
-                                  y, valid, sigma, noise),
+            "device_ms": timed(run.device_call(coded), device),
             "network_ms": stage_ms(lambda a, b: prior.eps(to_prior_range(a), b), x, t) * steps,
             "image_step_ms": stage_ms(lambda a, b: solve_image(
                 model.at(b), y, valid, a, 1.0, 0.0, sampler.cg_iterations, a
             ).image, x, inv) * steps,
             "depth_step_ms": stage_ms(lambda a: depth_from_image(
                 model, y, a, sampler.depth_radius, sampler.depth_eps), x) * refits,
-            "warm_start_ms": stage_ms(lambda a, s: run.classical_solver(a[0], s), y, sigma),
+            "warm_start_ms": stage_ms(lambda a, s: solver(a[0], s), y, sigma),
         }
     stages["host_ms"] = stages["frame_ms"] - stages["device_ms"]
     return {"size": f"{width}x{height}", "steps": steps,

@@ -3,7 +3,7 @@
 
 Textures are crops of the prior's *training* photos (``.prior_data/photos.npz``, split
 ``train``; validation uses split ``val``), augmented as for the prior
-(``codedap_depth.prior.train.photo_crops`` / ``colour_jitter``). Depth maps are synthetic, in
+(``codedap_depth.tools.prior_train.photo_crops`` / ``colour_jitter``). Depth maps are synthetic, in
 normalised inverse depth ``v`` in [0, 1] (0 = far, 1 = near; ``regressor.model``), every plane
 value uniform in ``v`` so depths are uniform in inverse depth over the bank's range. Four kinds,
 mixed per sample (``KIND_WEIGHTS``):
@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from codedap_depth.forward import LayeredBlur
 from codedap_depth.optics import PSFBank
-from codedap_depth.prior.train import PhotoBank, colour_jitter, photo_crops
 from codedap_depth.simulate import render_capture
+from codedap_depth.tools.prior_train import PhotoBank, colour_jitter, photo_crops
 
 KINDS = ("layers", "slanted", "smooth", "dead_leaves")
 KIND_WEIGHTS = (0.35, 0.2, 0.2, 0.25)
