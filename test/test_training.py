@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The training scripts' shared scaffolding: stop on a signal, one optimiser + EMA step."""
+"""The training scripts' shared scaffolding: stop on a signal, one optimiser + EMA step, the
+common flags."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 
+import pytest
 import torch
 
 from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
@@ -35,3 +38,17 @@ def test_optimiser_step_moves_model_and_ema(tmp_path) -> None:
     assert moved.abs().min() > 0
     # decay at step 0 is 1/10, so the EMA moves 90 % of the way to the new weights
     assert torch.allclose(ema.weight - start, 0.9 * moved, atol=1e-6)
+
+
+@pytest.mark.parametrize("script", ["prior_train", "regressor_train"])
+def test_both_scripts_take_the_shared_flags(script: str) -> None:
+    module = importlib.import_module(f"codedap_depth.tools.{script}")
+    config = module._parse_args(["--data", "p.npz", "--out", "o", "--lr", "0.5",
+                                 "--max-steps", "3", "--seed", "7", "--device", "cpu"])
+    defaults = module.TrainConfig(data="", out="")
+    assert (config.data, config.out, config.lr, config.max_steps, config.seed) == (
+        "p.npz", "o", 0.5, 3, 7)
+    assert (config.minutes, config.ema, config.warmup) == (
+        defaults.minutes, defaults.ema, defaults.warmup)
+    with pytest.raises(SystemExit):
+        module._parse_args(["--out", "o"])  # --data is required

@@ -47,7 +47,12 @@ from codedap_depth.prior.model import (
     unet_config,
 )
 from codedap_depth.tools.prior_dataset import load_archive
-from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
+from codedap_depth.tools.training import (
+    StopFlag,
+    add_run_arguments,
+    optimiser_step,
+    start_run,
+)
 
 CROP_SIZES = (64, 80, 96, 112, 128)  # pixels; one per step
 
@@ -216,27 +221,16 @@ def _batch_for(crop: int, batch64: int) -> int:
 def _parse_args(argv: list[str] | None) -> TrainConfig:
     d = TrainConfig(data="", out="")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True,
-                    help="photos.npz from codedap_depth.tools.prior_dataset")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock budget")
-    ap.add_argument("--max-steps", type=int, default=d.max_steps, help="0: no step limit")
+    add_run_arguments(ap, d)
     ap.add_argument("--batch", type=int, default=d.batch, help="batch size at 64x64 crops")
     ap.add_argument("--crop-min", type=int, default=d.crop_min, help="pixels")
     ap.add_argument("--crop-max", type=int, default=d.crop_max, help="pixels")
-    ap.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate")
-    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    ap.add_argument("--warmup", type=int, default=d.warmup, help="linear LR warm-up steps")
-    ap.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the weights")
     ap.add_argument("--dead-leaves", type=float, default=d.dead_leaves,
                     help="fraction 0..1 of each batch that is procedural dead-leaves images")
     ap.add_argument("--channels", default=",".join(map(str, d.channels)),
                     help="UNet block_out_channels, comma separated")
     ap.add_argument("--layers-per-block", type=int, default=d.layers_per_block)
     ap.add_argument("--norm-groups", type=int, default=d.norm_groups)
-    ap.add_argument("--device", default=d.device)
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--log-every", type=int, default=d.log_every, help="steps per loss record")
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
     a = ap.parse_args(argv)
     if not 0.0 <= a.dead_leaves <= 1.0:

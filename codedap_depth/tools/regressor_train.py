@@ -48,7 +48,12 @@ from codedap_depth.regressor.loading import CONFIG_FILE, WEIGHTS_FILE, save_weig
 from codedap_depth.regressor.model import DepthUNet, UNetConfig, UNetOutput
 from codedap_depth.tools.prior_dataset import load_archive
 from codedap_depth.tools.regressor_data import Batch, SimulatedPairs
-from codedap_depth.tools.training import StopFlag, optimiser_step, start_run
+from codedap_depth.tools.training import (
+    StopFlag,
+    add_run_arguments,
+    optimiser_step,
+    start_run,
+)
 
 
 @dataclass(frozen=True)
@@ -97,20 +102,12 @@ def loss_terms(out: UNetOutput, batch: Batch, beta: float, v_weight: float, aif_
 def _parse_args(argv: list[str] | None) -> TrainConfig:
     d = TrainConfig(data="", out="")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True,
-                    help="photos.npz from codedap_depth.tools.prior_dataset")
-    ap.add_argument("--out", required=True, help="output folder")
+    add_run_arguments(ap, d)
     ap.add_argument("--camera", default=d.camera,
                     help="camera YAML of the training bank (default: config/camera.yaml)")
-    ap.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock budget")
-    ap.add_argument("--max-steps", type=int, default=d.max_steps, help="0: no step limit")
     ap.add_argument("--batch", type=int, default=d.batch, help="pairs per step")
     ap.add_argument("--crop", type=int, default=d.crop, help="square crop, pixels")
     ap.add_argument("--noise", type=float, default=d.noise, help="capture noise std, [0, 1]")
-    ap.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate")
-    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    ap.add_argument("--warmup", type=int, default=d.warmup, help="linear LR warm-up steps")
-    ap.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the weights")
     ap.add_argument("--beta", type=float, default=d.beta, help="beta of the beta-NLL")
     ap.add_argument("--v-weight", type=float, default=d.v_weight, help="weight of L1 on v")
     ap.add_argument("--aif-weight", type=float, default=d.aif_weight, help="weight of AIF L1")
@@ -118,9 +115,6 @@ def _parse_args(argv: list[str] | None) -> TrainConfig:
                     help="U-Net channels per level, comma separated")
     ap.add_argument("--blocks", type=int, default=d.blocks, help="residual blocks per level")
     ap.add_argument("--groups", type=int, default=d.groups, help="GroupNorm groups")
-    ap.add_argument("--device", default=d.device)
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--log-every", type=int, default=d.log_every, help="steps per loss record")
     ap.add_argument("--val-every", type=int, default=d.val_every, help="steps per val record")
     ap.add_argument("--val-samples", type=int, default=d.val_samples,
                     help="validation pairs (made once from the val photos)")

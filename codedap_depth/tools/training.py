@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the two training scripts (``tools.prior_train``, ``tools.regressor_train``) share: the
-run's set-up, a stop flag raised by SIGTERM/SIGINT, and one optimiser step with the EMA update."""
+run's set-up and common flags, a stop flag raised by SIGTERM/SIGINT, and one optimiser step with
+the EMA update."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 from pathlib import Path
 from types import FrameType
@@ -62,3 +64,22 @@ def optimiser_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: tor
     opt.step()
     decay = min(ema, (1 + step) / (10 + step))
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, defaults: object) -> None:
+    """The flags both training scripts take (data, output, budget, optimiser, EMA, device,
+    seed, logging), with ``defaults``' values (a training config with those attributes)."""
+    d = defaults
+    parser.add_argument("--data", required=True,
+                        help="photos.npz from codedap_depth.tools.prior_dataset")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--minutes", type=float, default=d.minutes, help="wall-clock budget")
+    parser.add_argument("--max-steps", type=int, default=d.max_steps, help="0: no step limit")
+    parser.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate")
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--warmup", type=int, default=d.warmup, help="linear LR warm-up steps")
+    parser.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the weights")
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--log-every", type=int, default=d.log_every,
+                        help="steps per loss record")
