@@ -220,9 +220,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("results", type=Path, help="results.tgz of tools/gpu_eval.sh, or runs/")
     parser.add_argument("--out", type=Path, required=True, help="figure (PNG)")
     parser.add_argument("--json", type=Path, help="also write the means here")
+    parser.add_argument("--methods", type=lambda v: v.split(","),
+                        help="comma list of the methods to keep (default: all in the runs)")
     args = parser.parse_args(argv)
     runs = read_runs(args.results)
-    means = mean_rows(runs)
+    means = [m for m in mean_rows(runs) if args.methods is None or m["method"] in args.methods]
+    if not means:
+        raise SystemExit(f"{args.results}: no rows of methods {args.methods}")
     noise = training_noise()
     device, seeds = devices(runs), seed_count(means)
     title = (f"Camera and noise mismatch ({device}; mean over scenes and {seeds}; "
