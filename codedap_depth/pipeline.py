@@ -24,6 +24,7 @@ from codedap_depth.baselines import ClassicalSolver, classical_reconstruct, laye
 from codedap_depth.consistency import LayerEvidence, solve_image
 from codedap_depth.forward import LayeredBlur, check_coded_image, estimate_noise_sigma
 from codedap_depth.graphed import CapturedCall
+from codedap_depth.names import MAX_STEPS
 from codedap_depth.optics import PSFBank, validate_bank
 from codedap_depth.sampler import (
     SAMPLERS,
@@ -57,7 +58,7 @@ class ReconstructionConfig:
 
     Attributes:
         method: ``dfd-dps`` | ``dps`` | ``classical`` | ``unet``.
-        steps: DDIM steps of the samplers (1 ... 1000).
+        steps: DDIM steps of the samplers (1 ... ``names.MAX_STEPS``).
         samples: posterior samples M (depth = their median; their std adds to the uncertainty).
         device: ``cpu`` or ``cuda[:N]``.
         seed: random seed; same seed, input and device give the same output.
@@ -82,8 +83,8 @@ class ReconstructionConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if not 1 <= self.steps <= 1000:
-            raise ValueError(f"steps must be in 1..1000, got {self.steps}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.init not in INITS:

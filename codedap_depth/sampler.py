@@ -35,6 +35,7 @@ from codedap_depth.consistency import (
     solve_image,
 )
 from codedap_depth.forward import LayeredBlur
+from codedap_depth.names import MAX_STEPS
 from codedap_depth.prior import Prior, from_prior_range, to_prior_range
 
 #: Called after every outer iteration with (iteration, total, x0 [M,3,H,W] prior range, v).
@@ -259,8 +260,8 @@ def noise_levels(prior: Prior, steps: int, sigma_max: float,
     >>> [round(v, 3) for v in levels.level.tolist()], levels.t.tolist()
     ([0.201, 0.045, 0.009], [117, 23, 2])
     """
-    if not 1 <= steps <= 1000:
-        raise ValueError(f"steps must be in 1..1000, got {steps}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be in 1..{MAX_STEPS}, got {steps}")
     abar_all = prior.device_alphas_cumprod.to(device)
     table = ((1 - abar_all) / abar_all).sqrt() / 2  # increasing in t
     low = torch.as_tensor(noise_sigma, dtype=torch.float32, device=device)
@@ -306,7 +307,7 @@ def dfd_dps(
         problem: the frame: measurement, forward model, warm start, noise level.
         prior: diffusion prior (epsilon prediction).
         config: sampler tuning.
-        steps: annealing steps (1 ... 1000), one network call each.
+        steps: annealing steps (1 ... ``names.MAX_STEPS``), one network call each.
         samples: posterior samples M, run as one batch.
         noise: standard normal draws (``seeded_noise``); index 0 perturbs the initial image by
             ``renoise``, index i >= 1 is step i - 1's fresh noise.

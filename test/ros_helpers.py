@@ -233,3 +233,13 @@ def wait_until_matched(probe: Probe, proc: subprocess.Popen, log: Path,
             pytest.fail("node did not come up:\n" + log.read_text()[-3000:])
         time.sleep(0.1)
     time.sleep(0.5)  # let the node match our publishers too
+
+
+def pointcloud2_to_arrays(msg) -> dict[str, np.ndarray]:
+    """FLOAT32 fields of an organised PointCloud2 as [height, width] arrays (``rgb`` as uint32
+    bits): how a consumer reads the node's cloud."""
+    from codedap_depth.image_codec import FLOAT32, unpack_cloud
+
+    fields = {f.name: f.offset for f in msg.fields if f.datatype == FLOAT32 and f.count == 1}
+    return unpack_cloud(fields, msg.height, msg.width, msg.point_step, msg.data,
+                        bool(msg.is_bigendian))

@@ -7,11 +7,12 @@ import struct
 
 import numpy as np
 import pytest
+from ros_helpers import pointcloud2_to_arrays
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
 from codedap_depth.image_codec import cloud_points, pack_points, pack_rgb
-from codedap_depth.ros.pointcloud import cloud_to_msg, pointcloud2_to_arrays
+from codedap_depth.ros.pointcloud import cloud_to_msg
 
 
 def depth_to_pointcloud2(header, depth, K, rgb=None, **options):

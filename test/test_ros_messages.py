@@ -9,11 +9,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from codedap_depth.ros.camera_info import (
-    input_intrinsics,
-    output_camera_info,
-    rectified_camera_info,
-)
+from codedap_depth.outputs import working_intrinsics
+from codedap_depth.ros.camera_info import input_intrinsics, rectified_camera_info
 from codedap_depth.ros.diagnostics import FrameStats, diagnostic_status
 from codedap_depth.ros.recorder import cdr_header_stamp_ns
 
@@ -32,7 +29,8 @@ def test_driver_binning_is_folded_in_before_ours() -> None:
     np.testing.assert_allclose(K, [[400, 0, 319.5], [0, 405, 239.5], [0, 0, 1]])
     np.testing.assert_allclose(input_intrinsics(camera_info(), 1280, 960), K_FULL)
     # our binning 4 on top: 320x240 working resolution, centre stays the image centre
-    info = output_camera_info(Header(frame_id="f"), 160, 120, K, 4)
+    info = rectified_camera_info(Header(frame_id="f"), 160, 120,
+                                 working_intrinsics(K, 4, None, 160, 120))
     np.testing.assert_allclose(np.array(info.k).reshape(3, 3),
                                [[100, 0, 79.5], [0, 101.25, 59.5], [0, 0, 1]])
 

@@ -28,6 +28,7 @@ from ros_helpers import (
     WORK,
     Probe,
     coded_capture,
+    pointcloud2_to_arrays,
     rgb_frame,
     send_camera_info,
     start_node,
@@ -90,7 +91,6 @@ def uncertainty_limit(files: dict[str, Path]) -> float:
 def test_outputs_share_the_input_stamp_and_follow_the_design(probe: Probe, coded,
                                                             setup_files) -> None:
     from codedap_depth.image_codec import decode_image, image_to_float, pack_rgb
-    from codedap_depth.ros.pointcloud import pointcloud2_to_arrays
 
     send_camera_info(probe)
     probe.publish(rgb_frame(coded), sec=100)

@@ -58,10 +58,3 @@ def distortion_problem(info: CameraInfo) -> str | None:
 def rectified_camera_info(header: Header, width: int, height: int, K: np.ndarray) -> CameraInfo:
     """CameraInfo of a rectified ``width`` x ``height`` image with intrinsics ``K`` (3x3, px)."""
     return to_rclpy(messages.camera_info(K, width, height, *stamp_of(header)))
-
-
-def output_camera_info(header: Header, width: int, height: int, K_input: np.ndarray,
-                       binning: int) -> CameraInfo:
-    """The node's ``depth/camera_info``: ``K_input`` (of the unbinned input) binned by ``binning``
-    for an output of ``width`` x ``height`` px."""
-    return rectified_camera_info(header, width, height, bin_intrinsics(K_input, binning))

@@ -9,22 +9,14 @@ for invalid depth.
 
 from __future__ import annotations
 
-import numpy as np
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from codedap_depth import messages
-from codedap_depth.image_codec import FLOAT32, CloudData, unpack_cloud
+from codedap_depth.image_codec import CloudData
 from codedap_depth.ros.messages import stamp_of, to_rclpy
 
 
 def cloud_to_msg(cloud: CloudData, header: Header) -> PointCloud2:
     """Wrap a packed payload in a PointCloud2 message with ``header``."""
     return to_rclpy(messages.point_cloud(cloud, *stamp_of(header)))
-
-
-def pointcloud2_to_arrays(msg: PointCloud2) -> dict[str, np.ndarray]:
-    """FLOAT32 fields of an organised cloud as [height, width] arrays (``rgb`` as uint32 bits)."""
-    fields = {f.name: f.offset for f in msg.fields if f.datatype == FLOAT32 and f.count == 1}
-    return unpack_cloud(fields, msg.height, msg.width, msg.point_step, msg.data,
-                        bool(msg.is_bigendian))
