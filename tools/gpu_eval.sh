@@ -8,7 +8,9 @@
 # Writes $OUT/results.tgz (one folder per run: halves.json, results.json/.md of `codedap-depth
 # eval`, or bench.json) and logs. HALVES=0 skips the parts that do not depend on the blind
 # pipeline (image half with known depth, floors, steps with known depth); METHODS overrides the
-# blind eval's methods (default classical,dfd-dps:4,dfd-dps:20,dfd-dps:50).
+# blind eval's methods (default classical,dfd-dps:4,dfd-dps:20,dfd-dps:50); EVAL=0 skips the
+# blind eval and SPEED=0 the speed part. With five methods (unet added) the evals alone take
+# about 9 minutes on an H200: run the speed part as its own call (HALVES=0 EVAL=0).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
@@ -24,8 +26,8 @@ for camera in camera camera_b; do
             --set $set --camera config/$camera.yaml --steps 4,20 --seeds 1 \
             --out "$runs/aif_${set}_$camera"
         suite=$([ $set = dev ] && echo all || echo heldout)
-        timeout 300 python3 -m codedap_depth.cli eval --suite $suite --camera config/$camera.yaml \
-            --methods "${METHODS:-classical,dfd-dps:4,dfd-dps:20,dfd-dps:50}" \
+        [ "${EVAL:-1}" = 0 ] || timeout 300 python3 -m codedap_depth.cli eval --suite $suite \
+            --camera config/$camera.yaml --methods "${METHODS:-classical,dfd-dps:4,dfd-dps:20,dfd-dps:50}" \
             --noise 0.005,0.01,0.02,0.05 --seeds 3 \
             --device cuda --out "$runs/eval_${set}_$camera"
         rm -rf "$runs/eval_${set}_$camera/figures"  # keep the archive small
@@ -33,6 +35,6 @@ for camera in camera camera_b; do
 done
 [ "${HALVES:-1}" = 0 ] || timeout 120 python3 benchmarks/halves.py --parts aif --set dev \
     --noise 0.01,0.05 --steps 4,10,20,50,100 --out "$runs/steps_dev"
-timeout 90 python3 -m codedap_depth.cli bench --device cuda --parts speed \
+[ "${SPEED:-1}" = 0 ] || timeout 90 python3 -m codedap_depth.cli bench --device cuda --parts speed \
     --sizes 256x256,512x512,320x240 --steps 4,20 --samples 1 --cg 10 --out "$runs/speed"
 tar czf "$OUT/results.tgz" -C "$OUT" runs
