@@ -44,8 +44,8 @@ METHODS = (*SAMPLERS, "classical", "unet")
 STEPLESS_METHODS = ("classical", "unet")
 INITS = ("classical", "evidence", "mid")
 #: Sampler steps of the real-time preset (the default), and of the quality preset: at 4 steps
-#: and 10 CG iterations a 256x256 frame took 60.4 ms and a 512x512 frame 187.1 ms on an H200
-#: (16.6 and 5.3 Hz; README); with the depth known, 20 steps gained 0.35-3.2 dB of AIF over 4
+#: and 10 CG iterations a 256x256 frame took 60.8 ms and a 512x512 frame 185.9 ms on an H200
+#: (16.4 and 5.4 Hz; README); with the depth known, 20 steps gained 0.35-3.2 dB of AIF over 4
 #: at noise <= 0.02 and lost 0.1-0.7 dB at 0.05 (set means, default camera).
 DEFAULT_STEPS = 4
 QUALITY_STEPS = 20
