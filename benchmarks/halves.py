@@ -52,6 +52,7 @@ from codedap_depth.baselines import ClassicalSolver, box_filter
 from codedap_depth.consistency import (
     LayerEvidence,
     best_inverse_depth,
+    box_mean,
     depth_from_image,
     solve_image,
 )
@@ -205,9 +206,9 @@ def oracle_pooled(cost: torch.Tensor, bins: torch.Tensor, radius: int) -> torch.
         if radius == 0:
             mean = (cost * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum()
         else:
-            box = lambda x: torch.nn.functional.avg_pool2d(  # noqa: E731
-                x[None], 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)[0]
-            mean = box(cost * mask) / box(mask[None]).clamp(min=1e-12)
+            window = 2 * radius + 1
+            mean = (box_mean((cost * mask)[None], window)[0]
+                    / box_mean(mask[None, None], window)[0].clamp(min=1e-12))
         pooled = torch.where(mask.bool(), mean.expand_as(cost), pooled)
     return pooled
 
@@ -227,23 +228,22 @@ def evidence_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, noise: float, 
     step = float(layer_inv[0] - layer_inv[1])
     truth_inv = torch.from_numpy(1.0 / fill_unknown(scene.depth)).to(device)
     bins = torch.floor(truth_inv / (0.5 * step)).long()
-    floors = []
+    floors, depths = [], []
     for window in EVIDENCE_WINDOWS:
         cost = torch.stack([0.5 * (box_filter(e, window) + d) for e, d in energies]).amin(0)
         for radius in EVIDENCE_RADII:
             inv = best_inverse_depth(oracle_pooled(cost, bins, radius)[None], layer_inv)
-            depth = (1.0 / inv[0, 0]).cpu().numpy()
+            depths.append((1.0 / inv[0, 0]).cpu().numpy())
             floors.append({"method": "oracle-pooled evidence", "window": window,
-                           "radius": radius, **depth_scores(depth, scene.depth)})
-            floors[-1]["depth"] = depth
-    best = min(floors, key=lambda r: r["depth_absrel"])
+                           "radius": radius, **depth_scores(depths[-1], scene.depth)})
+    best = min(range(len(floors)), key=lambda i: floors[i]["depth_absrel"])
     for n in steps:
         rec = runner(bank, "dfd-dps", n, prior, device, sampler)(coded, seed=seed,
-                                                                 known_depth=best["depth"])
+                                                                 known_depth=depths[best])
         rows.append({"method": "dfd-dps given the floor depth", "steps": n,
-                     "window": best["window"], "radius": best["radius"],
+                     "window": floors[best]["window"], "radius": floors[best]["radius"],
                      **image_scores(rec.aif, scene.rgb)})
-    return rows + [{k: v for k, v in r.items() if k != "depth"} for r in floors]
+    return rows + floors
 
 
 def full_rows(scene: Scene, bank: PSFBank, coded: np.ndarray, seed: int,

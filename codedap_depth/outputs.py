@@ -105,11 +105,12 @@ def frame_outputs(result, K: np.ndarray | None, settings: OutputSettings) -> Fra
     sigma[~np.isfinite(depth)] = np.nan
     aif = np.asarray(result.aif, dtype=np.float32)
     encoding = display_encoding(aif)
+    pixels = float_to_image(aif, encoding)
     cloud = None
     if K is not None and settings.cloud:
-        cloud = cloud_points(depth, K, float_to_image(aif, "rgb8"), sigma=sigma,
-                             stride=settings.cloud_stride,
+        colour = pixels if encoding == "rgb8" else float_to_image(aif, "rgb8")
+        cloud = cloud_points(depth, K, colour, sigma=sigma, stride=settings.cloud_stride,
                              max_relative_uncertainty=settings.max_relative_uncertainty)
-    return FrameOutputs(depth, sigma, aif, encoding, float_to_image(aif, encoding),
+    return FrameOutputs(depth, sigma, aif, encoding, pixels,
                         None if K is None else np.asarray(K, dtype=np.float64).reshape(3, 3),
                         cloud)
