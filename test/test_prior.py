@@ -168,3 +168,30 @@ def test_train_smoke_writes_loadable_weights(tmp_path: Path) -> None:
     (out / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="does not match"):
         load_prior("cpu", weights_dir=out)
+
+
+def test_train_init_continues_from_earlier_weights_of_the_same_architecture(
+        tmp_path: Path) -> None:
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from codedap_depth.tools.prior_train import main
+
+    data = tmp_path / "photos.npz"
+    _tiny_archive(data)
+    small = ["--data", str(data), "--device", "cpu", "--batch", "2", "--crop-max", "64",
+             "--channels", "32,32", "--layers-per-block", "1", "--norm-groups", "8"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    main([*small, "--out", str(first), "--max-steps", "2"])
+    # zero learning rate: the continued run's weights are the start's, as the EMA of a still model
+    main([*small, "--out", str(second), "--max-steps", "1", "--lr", "0", "--init", str(first)])
+    info = json.loads((second / "training.json").read_text())
+    start = info["started_from"]
+    assert start["sha256"] == hashlib.sha256((first / "unet.safetensors").read_bytes()).hexdigest()
+    assert start["steps"] == 2
+    a, b = load_file(str(first / "unet.safetensors")), load_file(str(second / "unet.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="another architecture.*block_out_channels"):
+        main([*small[:-6], "--channels", "32,64", "--layers-per-block", "1", "--norm-groups",
+              "8", "--out", str(tmp_path / "third"), "--max-steps", "1", "--init", str(first)])

@@ -3,7 +3,9 @@
 
 Epsilon-prediction DDPM (1000-step linear betas) with a fully convolutional ``UNet2DModel``,
 so the trained model runs at any frame size that is a multiple of 8 pixels. Each step uses one
-crop size (64..128 px, multiples of 16) with a batch chosen to keep pixels per batch constant.
+crop size (``--crop-min``..``--crop-max``, default 64..128 px, multiples of 16) with a batch
+chosen to keep pixels per batch constant. ``--init DIR`` continues from earlier weights (same
+architecture) instead of a random start.
 Augmentation runs on the device: random scale (0.5..1 downscale, mip-mapped bilinear), flips,
 90-degree rotations, mild colour jitter, and optionally procedural dead-leaves images.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import json
 import math
 import os
@@ -42,6 +45,7 @@ from codedap_depth.prior.model import (
     UNET_FILE,
     alphas_cumprod,
     build_unet,
+    check_state_matches,
     size_multiple_of,
     to_prior_range,
     unet_config,
@@ -54,7 +58,7 @@ from codedap_depth.tools.training import (
     start_run,
 )
 
-CROP_SIZES = (64, 80, 96, 112, 128)  # pixels; one per step
+CROP_SIZES = tuple(range(64, 257, 16))  # pixels, 64..256; one per step
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 25
     compile: bool = False
+    init: str = ""  # folder of earlier weights to start from ("": random start)
 
 
 # ----------------------------------------------------------------------------------- data
@@ -232,6 +237,9 @@ def _parse_args(argv: list[str] | None) -> TrainConfig:
     ap.add_argument("--layers-per-block", type=int, default=d.layers_per_block)
     ap.add_argument("--norm-groups", type=int, default=d.norm_groups)
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
+    ap.add_argument("--init", default=d.init,
+                    help="start from the weights in this folder (unet.safetensors + "
+                         "config.json of the same architecture) instead of a random start")
     a = ap.parse_args(argv)
     if not 0.0 <= a.dead_leaves <= 1.0:
         ap.error("--dead-leaves must be in [0, 1]")
@@ -241,7 +249,7 @@ def _parse_args(argv: list[str] | None) -> TrainConfig:
         warmup=a.warmup, ema=a.ema, dead_leaves=a.dead_leaves,
         channels=tuple(int(v) for v in a.channels.split(",")),
         layers_per_block=a.layers_per_block, norm_groups=a.norm_groups, device=a.device,
-        seed=a.seed, log_every=a.log_every, compile=a.compile)
+        seed=a.seed, log_every=a.log_every, compile=a.compile, init=a.init)
 
 
 def _save(out: Path, ema: torch.nn.Module, config: dict, info: dict) -> None:
@@ -261,6 +269,34 @@ def _save(out: Path, ema: torch.nn.Module, config: dict, info: dict) -> None:
         size = (out / f).stat().st_size
         if size >= 16 * 2**20:
             raise RuntimeError(f"{out / f} is {size / 2**20:.1f} MiB, over the 16 MiB limit")
+
+
+def _load_init(model: torch.nn.Module, config: dict, folder: Path) -> dict:
+    """Load ``folder``'s ``unet.safetensors`` into ``model`` (float32) after checking that its
+    ``config.json`` is ``config``; returns what the training record keeps of that start: the
+    folder, the weights' sha256 and, from its ``training.json`` if present, steps and minutes."""
+    from safetensors.torch import load_file
+
+    weights, conf = folder / UNET_FILE, folder / CONFIG_FILE
+    for f in (weights, conf):
+        if not f.is_file():
+            raise FileNotFoundError(f"--init: {f} is missing")
+    theirs = {k: v for k, v in json.loads(conf.read_text()).items() if not k.startswith("_")}
+    ours = {k: v for k, v in config.items() if not k.startswith("_")}
+    if theirs != ours:
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ValueError(f"--init: {conf} is another architecture (differs in {diff}); pass "
+                         "the same --channels / --layers-per-block / --norm-groups")
+    state = load_file(str(weights))
+    check_state_matches(model.state_dict(), state, str(weights))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    record = {"folder": str(folder), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    earlier = folder / "training.json"
+    if earlier.is_file():
+        info = json.loads(earlier.read_text())
+        record |= {"steps": info.get("steps"), "minutes": info.get("minutes"),
+                   "card": info.get("card")}
+    return record
 
 
 @torch.no_grad()
@@ -308,7 +344,9 @@ def train(cfg: TrainConfig, command: str) -> dict:
           f"{time.time() - t_start:.1f} s; bank {tuple(bank.stack.shape)} on {dev}", flush=True)
 
     config = unet_config(cfg.channels, cfg.layers_per_block, cfg.norm_groups)
-    model = build_unet(config).to(dev)
+    model = build_unet(config)
+    started_from = _load_init(model, config, Path(cfg.init)) if cfg.init else None
+    model = model.to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -393,6 +431,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
                        "max_steps" if cfg.max_steps and step >= cfg.max_steps else "time"),
         "train_photos": len(train_photos),
         "val_photos": len(val_photos),
+        "started_from": started_from,
     }
     _save(out, ema, config, info)
     print(json.dumps({k: info[k] for k in ("steps", "minutes", "ms_per_step", "params", "card",
