@@ -345,6 +345,8 @@ def main() -> None:
     parser.add_argument("--steps", default=f"{DEFAULT_STEPS},{QUALITY_STEPS}",
                         help="DFD-DPS step counts (default: the real-time and quality presets)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="prior weights folder (default: the shipped codedap_depth/weights)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     parts = [p for p in args.parts.split(",") if p]
@@ -355,11 +357,12 @@ def main() -> None:
     started = time.perf_counter()
     result = run_parts(parts, load_set(args.set, bank, (width, height)), bank,
                        [float(v) for v in args.noise.split(",")], args.seeds,
-                       [int(v) for v in args.steps.split(",")], load_prior(args.device),
-                       args.device)
+                       [int(v) for v in args.steps.split(",")],
+                       load_prior(args.device, args.weights), args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"device": device_name(args.device), "set": args.set, "camera": str(args.camera),
-              "size": args.size, "seconds": time.perf_counter() - started, **result}
+              "size": args.size, "weights": str(args.weights or "shipped"),
+              "seconds": time.perf_counter() - started, **result}
     (args.out / "halves.json").write_text(json.dumps(report, indent=1) + "\n")
     for part in parts:
         print(f"\n## {part} ({report['device']}, {args.set}, {args.camera.name})\n")

@@ -141,7 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = args.size or size
     bank = load_bank(args.psf) if args.psf else synthesize_bank(load_camera(args.camera))
     rows = run_eval(bank, scenes, size, parse_methods(args.methods, args.steps), args.noise,
-                    list(range(args.seeds)), args.samples, args.device, args.out)
+                    list(range(args.seeds)), args.samples, args.device, args.out,
+                    figures=not args.no_figures)
     print((args.out / "results.md").read_text())
     print(f"{len(rows)} rows -> {args.out / 'results.json'}")
     return 0
@@ -255,6 +256,9 @@ def _add_eval(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--camera", type=Path, default=None, help="camera YAML for the bank")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--no-figures", action="store_true",
+                    help="write results.json / results.md only (the figures take much of a "
+                         "GPU run's time)")
     ev.set_defaults(handler=cmd_eval)
 
 

@@ -156,11 +156,14 @@ def run_eval(
     device: str,
     out: Path,
     prior=None,
+    figures: bool = True,
 ) -> list[dict]:
     """Simulate every (scene, noise, seed), reconstruct with every method, score, write
-    results.json, results.md and one figure per (scene, noise, method) for the first seed."""
+    results.json, results.md and (``figures``) one figure per (scene, noise, method) for the
+    first seed into ``out/figures``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
+    if figures:
+        (out / "figures").mkdir(exist_ok=True)
     depth_range = (float(bank.depths[0]), float(bank.depths[-1]))
     if prior is None and any(m.name not in STEPLESS_METHODS for m in methods):
         from codedap_depth.prior import load_prior
@@ -188,7 +191,7 @@ def run_eval(
                    **metrics_row(rec, scene.depth, scene.rgb), "seconds": rec.seconds,
                    "device": name}
             rows.append({k: row[k] for k in ROW_KEYS})
-            if seed == seeds[0]:
+            if figures and seed == seeds[0]:
                 label = spec.label.replace(":", "_")
                 figure = out / "figures" / f"{scene_name}_{noise}_{label}.png"
                 result_figure(figure, coded, rec, depth_range, scene.depth)

@@ -112,3 +112,15 @@ def test_reconstruct_known_depth_writes_the_aif_and_refuses_bad_maps(tmp_path, c
                      "--known-depth", str(tmp_path / name), "--out", str(tmp_path / "bad")])
         err = capsys.readouterr().err
         assert code == 2 and name in err and message in err and err.count("\n") == 1
+
+
+def test_eval_writes_figures_unless_told_not_to(tmp_path):
+    args = ["eval", "--suite", "quick", "--methods", "classical", "--noise", "0.01",
+            "--seeds", "1", "--size", "64x48"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--no-figures", "--out", str(tmp_path / "b")]) == 0
+    rows_a = json.loads((tmp_path / "a" / "results.json").read_text())
+    rows_b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert [r["depth_absrel"] for r in rows_a] == [r["depth_absrel"] for r in rows_b]
+    assert len(list((tmp_path / "a" / "figures").glob("*.png"))) == len(rows_a)
+    assert not (tmp_path / "b" / "figures").exists()
