@@ -131,9 +131,9 @@ _RUNNERS: dict[tuple, Reconstructor] = {}
 
 def runner(bank: PSFBank, method: str, steps: int, prior, device: str,
            sampler: SamplerConfig, samples: int = 1) -> Reconstructor:
-    """One Reconstructor per (bank, method, steps, sampler, samples), so a CUDA graph is
+    """One Reconstructor per (bank, prior, method, steps, sampler, samples), so a CUDA graph is
     captured once per frame size, not once per frame."""
-    key = (id(bank), method, steps, sampler, samples)
+    key = (id(bank), id(prior), method, steps, sampler, samples)
     if key not in _RUNNERS:
         config = ReconstructionConfig(method=method, steps=steps, samples=samples,
                                       device=device, sampler=sampler)
