@@ -34,6 +34,7 @@ from codedap_depth.sampler import (
     SamplerResult,
     evidence_start,
     inv_to_v,
+    path_length,
     seeded_noise,
     v_to_inv,
 )
@@ -58,7 +59,8 @@ class ReconstructionConfig:
 
     Attributes:
         method: ``dfd-dps`` | ``dps`` | ``classical`` | ``unet``.
-        steps: DDIM steps of the samplers (1 ... ``names.MAX_STEPS``).
+        steps: DDIM steps of the samplers (1 ... ``names.MAX_STEPS``); a known-depth frame runs
+            at most ``sampler.path_length`` of them, fewer at high noise.
         samples: posterior samples M (depth = their median; their std adds to the uncertainty).
         device: ``cpu`` or ``cuda[:N]``.
         seed: random seed; same seed, input and device give the same output.
@@ -262,12 +264,16 @@ class Reconstructor:
         """All device work of one frame: warm start, the sampler, the depth uncertainty.
         ``y`` [1, C, H, W], ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth,
         1/m) are padded to the prior's size multiple (``_prepare`` first). The classical
-        solver runs for every blind frame: its cost volume gives the uncertainty."""
+        solver runs for every blind frame: its cost volume gives the uncertainty. A
+        known-depth frame (always eager, ``sigma`` a number) runs at most
+        ``sampler.path_length`` of the steps."""
         sampler = self.config.sampler
+        steps = self.config.steps
         aif = y[0]  # without a warm-start image the first image step deconvolves from y
         cost = None
         if known_inv is not None:
             inv_depth = known_inv
+            steps = path_length(steps, float(sigma), sampler)
         else:
             classical_inv, classical_aif, _, cost = self._classical_solver(y[0], sigma)
             if self.config.init == "classical":
@@ -284,8 +290,8 @@ class Reconstructor:
                               sampler.init_cg_iterations).image[0]
         problem = Problem(y, self._model, valid, inv_to_v(self._model, inv_depth), aif[None],
                           sigma, fit_depth=known_inv is None)
-        result = self._sampler.run(problem, self.prior, sampler, self.config.steps,
-                                   self.config.samples, noise)
+        result = self._sampler.run(problem, self.prior, sampler, steps, self.config.samples,
+                                   noise)
         spread = None if cost is None else layer_spread(
             cost, self._classical_solver.layer_depths, 1.0 / result.inv_depth)
         return FramePosterior(result, spread)

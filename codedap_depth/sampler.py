@@ -55,6 +55,13 @@ class SamplerConfig:
             more, each move is damped by ``(path_steps - 1) / (steps - 1)``, so extra steps
             resolve the same path more finely instead of denoising more often (undamped
             repetition over-smooths: quality fell beyond 20 steps).
+        path_factor: with the depth known, the annealing path from ``sigma_max`` to the
+            measurement noise sigma_n denoises at most ``ceil(path_factor * (sigma_max /
+            sigma_n)^2)`` levels (with 0.25 and sigma_max 0.2: 4 at noise 0.05, 25 at 0.02, 100
+            at 0.01, 400 at 0.005); a frame asked for more steps runs that many
+            (``path_length``), so extra steps cannot repeat denoisings that the data no longer
+            undo. (sigma_max / sigma_n)^2 is the range of the image step's proximity weight
+            along the path. Blind frames run every step: there the steps also re-fit depth.
         data_weight: lambda of the image step: the proximity weight to the denoised image is
             ``data_weight * (noise_sigma / level)^2`` (smaller trusts the prior more).
         renoise: share zeta of fresh noise in the denoiser's input and in the start image
@@ -84,6 +91,7 @@ class SamplerConfig:
 
     sigma_max: float = 0.2
     path_steps: int = 30
+    path_factor: float = 0.25
     data_weight: float = 0.5
     renoise: float = 0.0
     cg_iterations: int = 10
@@ -102,6 +110,8 @@ class SamplerConfig:
             raise ValueError(f"sigma_max must be positive, got {self.sigma_max}")
         if self.path_steps < 1:
             raise ValueError(f"path_steps must be >= 1, got {self.path_steps}")
+        if not self.path_factor > 0:
+            raise ValueError(f"path_factor must be positive, got {self.path_factor}")
         if not self.data_weight > 0:
             raise ValueError(f"data_weight must be positive, got {self.data_weight}")
         if self.step_gradient_sigma < 0:
@@ -238,6 +248,18 @@ def path_damping(steps: int, path_steps: int) -> float:
     (1.0, 0.5)
     """
     return 1.0 if steps <= path_steps else (path_steps - 1) / (steps - 1)
+
+
+def path_length(steps: int, noise_sigma: float, config: SamplerConfig) -> int:
+    """How many of ``steps`` requested steps ``dfd_dps`` runs on a known-depth frame of
+    measurement noise ``noise_sigma`` ([0, 1] intensities, a host number): at most
+    ``ceil(config.path_factor * (config.sigma_max / noise_sigma)^2)``, at least 1.
+
+    >>> [path_length(100, sigma, SamplerConfig()) for sigma in (0.005, 0.01, 0.02, 0.05, 0.5)]
+    [100, 100, 25, 4, 1]
+    """
+    levels = config.path_factor * (config.sigma_max / noise_sigma) ** 2
+    return max(1, min(steps, math.ceil(levels - 1e-9)))  # 1e-9: 4.0000000001 levels are 4
 
 
 class NoiseLevels(NamedTuple):
