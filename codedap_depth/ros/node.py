@@ -54,6 +54,10 @@ class _Signals:
 
     def _raise(self, signum: int, frame) -> None:
         self.requested = signum
+        if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+            # inside the import system's weakref callbacks an exception is only printed
+            # ("Exception ignored in ...") and lost: leave it to ``spinning()``, which stops
+            return
         raise _Stop
 
     def _note(self, signum: int, frame) -> None:
