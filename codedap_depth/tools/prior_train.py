@@ -52,6 +52,7 @@ from codedap_depth.prior.model import (
 )
 from codedap_depth.tools.prior_dataset import load_archive
 from codedap_depth.tools.training import (
+    RunConfig,
     StopFlag,
     add_run_arguments,
     optimiser_step,
@@ -62,27 +63,16 @@ CROP_SIZES = tuple(range(64, 257, 16))  # pixels, 64..256; one per step
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (see ``--help`` for each)."""
+class TrainConfig(RunConfig):
+    """Training hyper-parameters: ``RunConfig``'s and the prior's own (``--help`` for each)."""
 
-    data: str
-    out: str
-    minutes: float = 12.0
-    max_steps: int = 0
     batch: int = 256  # at 64x64; other crop sizes keep batch * size^2 constant
     crop_min: int = 64
     crop_max: int = 128
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup: int = 200
-    ema: float = 0.999
     dead_leaves: float = 0.0
     channels: tuple[int, ...] = (64, 96, 128, 128)
     layers_per_block: int = 2
     norm_groups: int = 32
-    device: str = "cuda"
-    seed: int = 0
-    log_every: int = 25
     compile: bool = False
     init: str = ""  # folder of earlier weights to start from ("": random start)
 

@@ -49,6 +49,7 @@ from codedap_depth.regressor.model import DepthUNet, UNetConfig, UNetOutput
 from codedap_depth.tools.prior_dataset import load_archive
 from codedap_depth.tools.regressor_data import Batch, SimulatedPairs
 from codedap_depth.tools.training import (
+    RunConfig,
     StopFlag,
     add_run_arguments,
     optimiser_step,
@@ -57,30 +58,22 @@ from codedap_depth.tools.training import (
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (see ``--help`` for each)."""
+class TrainConfig(RunConfig):
+    """Training hyper-parameters: ``RunConfig``'s (other defaults for the budget and learning
+    rate) and the regressor's own (``--help`` for each)."""
 
-    data: str
-    out: str
-    camera: str = ""
     minutes: float = 8.0
-    max_steps: int = 0
+    lr: float = 5e-4
+    camera: str = ""
     batch: int = 48
     crop: int = 128
     noise: float = 0.01
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup: int = 200
-    ema: float = 0.999
     beta: float = 0.5
     v_weight: float = 1.0
     aif_weight: float = 1.0
     channels: tuple[int, ...] = UNetConfig.channels
     blocks: int = UNetConfig.blocks
     groups: int = UNetConfig.groups
-    device: str = "cuda"
-    seed: int = 0
-    log_every: int = 25
     val_every: int = 500
     val_samples: int = 96
 

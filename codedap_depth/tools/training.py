@@ -1,16 +1,35 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the two training scripts (``tools.prior_train``, ``tools.regressor_train``) share: the
-run's set-up and common flags, a stop flag raised by SIGTERM/SIGINT, and one optimiser step with
-the EMA update."""
+run's settings and their flags, its set-up, a stop flag raised by SIGTERM/SIGINT, and one
+optimiser step with the EMA update."""
 
 from __future__ import annotations
 
 import argparse
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import torch
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The settings both training scripts take (``add_run_arguments``' flags); each script's
+    config adds its own fields and may give these other defaults."""
+
+    data: str
+    out: str
+    minutes: float = 12.0  # wall-clock budget
+    max_steps: int = 0  # 0: no step limit
+    lr: float = 3e-4  # AdamW peak learning rate
+    weight_decay: float = 0.01
+    warmup: int = 200  # linear learning-rate warm-up, steps
+    ema: float = 0.999  # EMA decay of the weights
+    device: str = "cuda"
+    seed: int = 0
+    log_every: int = 25  # steps per loss record
 
 
 def start_run(device: str, seed: int, out: str) -> tuple[torch.device, bool, Path]:
@@ -66,9 +85,9 @@ def optimiser_step(opt: torch.optim.Optimizer, model: torch.nn.Module, loss: tor
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, defaults: object) -> None:
-    """The flags both training scripts take (data, output, budget, optimiser, EMA, device,
-    seed, logging), with ``defaults``' values (a training config with those attributes)."""
+def add_run_arguments(parser: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    """The flags of ``RunConfig``'s fields (data, output, budget, optimiser, EMA, device, seed,
+    logging), with ``defaults``' values (a script's config)."""
     d = defaults
     parser.add_argument("--data", required=True,
                         help="photos.npz from codedap_depth.tools.prior_dataset")
