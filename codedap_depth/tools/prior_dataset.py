@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import fnmatch
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -414,6 +415,13 @@ def _expand_qt_resources(files: Iterator[tuple[str, bytes]]) -> Iterator[tuple[s
             yield path, data
 
 
+@functools.lru_cache(maxsize=1)
+def _qt_resource_files(deb: Path) -> tuple[tuple[str, bytes], ...]:
+    """Every file of a ``.deb``, its Qt resource archives expanded; kept for the next source,
+    since GCompris' activities are several sources of one package (read once, not 8 times)."""
+    return tuple(_expand_qt_resources(_deb_members(deb)))
+
+
 def _package_files(src: Source, cache: Path) -> tuple[str, Iterator[tuple[str, bytes]]]:
     """Return ``(version, iterator of (path, bytes))`` over all files of a source package."""
     if src.kind == "venv":
@@ -436,8 +444,10 @@ def _package_files(src: Source, cache: Path) -> tuple[str, Iterator[tuple[str, b
 
         return src.version, itw()
     if src.kind == "deb":
-        members = _deb_members(_fetch_deb(src, cache))
-        return src.version, _expand_qt_resources(members) if src.qt_resources else members
+        deb = _fetch_deb(src, cache)
+        if src.qt_resources:
+            return src.version, iter(_qt_resource_files(deb))
+        return src.version, _deb_members(deb)
     raise ValueError(f"unknown source kind {src.kind!r}")
 
 
