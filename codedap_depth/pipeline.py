@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -34,7 +34,7 @@ from codedap_depth.sampler import (
     SamplerResult,
     evidence_start,
     inv_to_v,
-    path_length,
+    known_depth_path,
     seeded_noise,
     v_to_inv,
 )
@@ -60,7 +60,8 @@ class ReconstructionConfig:
     Attributes:
         method: ``dfd-dps`` | ``dps`` | ``classical`` | ``unet``.
         steps: DDIM steps of the samplers (1 ... ``names.MAX_STEPS``); a known-depth frame runs
-            at most ``sampler.path_length`` of them, fewer at high noise.
+            the path ``sampler.known_depth_path`` makes of them (at high noise fewer, started
+            higher).
         samples: posterior samples M (depth = their median; their std adds to the uncertainty).
         device: ``cpu`` or ``cuda[:N]``.
         seed: random seed; same seed, input and device give the same output.
@@ -265,15 +266,16 @@ class Reconstructor:
         ``y`` [1, C, H, W], ``valid`` [1, 1, H, W] and ``known_inv`` (a known inverse depth,
         1/m) are padded to the prior's size multiple (``_prepare`` first). The classical
         solver runs for every blind frame: its cost volume gives the uncertainty. A
-        known-depth frame (always eager, ``sigma`` a number) runs at most
-        ``sampler.path_length`` of the steps."""
+        known-depth frame (always eager, ``sigma`` a number) runs the path
+        ``sampler.known_depth_path`` makes of the steps."""
         sampler = self.config.sampler
         steps = self.config.steps
         aif = y[0]  # without a warm-start image the first image step deconvolves from y
         cost = None
         if known_inv is not None:
             inv_depth = known_inv
-            steps = path_length(steps, float(sigma), sampler)
+            path = known_depth_path(steps, float(sigma), sampler)
+            steps, sampler = path.steps, replace(sampler, sigma_max=path.sigma_start)
         else:
             classical_inv, classical_aif, _, cost = self._classical_solver(y[0], sigma)
             if self.config.init == "classical":

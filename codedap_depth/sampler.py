@@ -56,12 +56,17 @@ class SamplerConfig:
             resolve the same path more finely instead of denoising more often (undamped
             repetition over-smooths: quality fell beyond 20 steps).
         path_factor: with the depth known, the annealing path from ``sigma_max`` to the
-            measurement noise sigma_n denoises at most ``ceil(path_factor * (sigma_max /
-            sigma_n)^2)`` levels (with 0.25 and sigma_max 0.2: 4 at noise 0.05, 25 at 0.02, 100
-            at 0.01, 400 at 0.005); a frame asked for more steps runs that many
-            (``path_length``), so extra steps cannot repeat denoisings that the data no longer
-            undo. (sigma_max / sigma_n)^2 is the range of the image step's proximity weight
-            along the path. Blind frames run every step: there the steps also re-fit depth.
+            measurement noise sigma_n has ``L = ceil(path_factor * (sigma_max / sigma_n)^2)``
+            levels (with 0.25 and sigma_max 0.2: 4 at noise 0.05, 25 at 0.02, 100 at 0.01, 400
+            at 0.005), so extra steps cannot repeat denoisings that the data no longer undo.
+            (sigma_max / sigma_n)^2 is the range of the image step's proximity weight along
+            the path. Blind frames run every step: there the steps also re-fit depth.
+        path_top: highest level a known-depth path may start at ([0, 1] intensities, >=
+            ``sigma_max``). A frame asked for more than ``L`` steps extends its path upward
+            at the path's own level ratio, up to this level; steps beyond that are not run
+            (``known_depth_path``). 1.6 was chosen on the dev scenes (CPU, session 22,
+            `benchmarks/NOTES.md`): at noise 0.05, 8 levels from 1.27 gained 0.6 dB over the
+            4 from 0.2; at 0.02, 46 levels from 1.5 gained 0.4 dB over the 25 from 0.2.
         data_weight: lambda of the image step: the proximity weight to the denoised image is
             ``data_weight * (noise_sigma / level)^2`` (smaller trusts the prior more).
         renoise: share zeta of fresh noise in the denoiser's input and in the start image
@@ -92,6 +97,7 @@ class SamplerConfig:
     sigma_max: float = 0.2
     path_steps: int = 30
     path_factor: float = 0.25
+    path_top: float = 1.6
     data_weight: float = 0.5
     renoise: float = 0.0
     cg_iterations: int = 10
@@ -112,6 +118,9 @@ class SamplerConfig:
             raise ValueError(f"path_steps must be >= 1, got {self.path_steps}")
         if not self.path_factor > 0:
             raise ValueError(f"path_factor must be positive, got {self.path_factor}")
+        if not self.path_top >= self.sigma_max:
+            raise ValueError(f"path_top must be >= sigma_max {self.sigma_max}, got "
+                             f"{self.path_top}")
         if not self.data_weight > 0:
             raise ValueError(f"data_weight must be positive, got {self.data_weight}")
         if self.step_gradient_sigma < 0:
@@ -250,16 +259,38 @@ def path_damping(steps: int, path_steps: int) -> float:
     return 1.0 if steps <= path_steps else (path_steps - 1) / (steps - 1)
 
 
-def path_length(steps: int, noise_sigma: float, config: SamplerConfig) -> int:
-    """How many of ``steps`` requested steps ``dfd_dps`` runs on a known-depth frame of
-    measurement noise ``noise_sigma`` ([0, 1] intensities, a host number): at most
-    ``ceil(config.path_factor * (config.sigma_max / noise_sigma)^2)``, at least 1.
+class KnownDepthPath(NamedTuple):
+    """The annealing path of a known-depth frame: how many levels it runs and where it starts."""
 
-    >>> [path_length(100, sigma, SamplerConfig()) for sigma in (0.005, 0.01, 0.02, 0.05, 0.5)]
-    [100, 100, 25, 4, 1]
+    steps: int  # levels (one network call each), at most the steps asked for
+    sigma_start: float  # first level, [0, 1] intensities: sigma_max, or above it when extended
+
+
+def known_depth_path(steps: int, noise_sigma: float, config: SamplerConfig) -> KnownDepthPath:
+    """The path ``dfd_dps`` runs on a known-depth frame of measurement noise ``noise_sigma``
+    ([0, 1] intensities, a host number) asked for ``steps`` steps.
+
+    The full path from ``config.sigma_max`` down to the noise has ``L = ceil(config.path_factor
+    * (sigma_max / noise_sigma)^2)`` levels, a ratio ``r = (sigma_max / noise_sigma)^(1 / (L -
+    1))`` apart. Up to ``L`` steps the path starts at ``sigma_max`` (fewer steps: coarser
+    levels, as for blind frames). Beyond ``L`` it is extended upward by levels at the same
+    ratio, as many as the steps allow and ``config.path_top`` admits; further steps are not
+    run, so they cannot repeat denoisings the data no longer undo.
+
+    >>> paths = [known_depth_path(s, 0.05, SamplerConfig()) for s in (3, 4, 6, 20)]
+    >>> [(path.steps, round(path.sigma_start, 3)) for path in paths]
+    [(3, 0.2), (4, 0.2), (6, 0.504), (8, 1.27)]
+    >>> [known_depth_path(100, sigma, SamplerConfig()).steps for sigma in (0.005, 0.01, 0.02, 0.5)]
+    [100, 100, 46, 1]
     """
-    levels = config.path_factor * (config.sigma_max / noise_sigma) ** 2
-    return max(1, min(steps, math.ceil(levels - 1e-9)))  # 1e-9: 4.0000000001 levels are 4
+    sigma_max = config.sigma_max
+    length = math.ceil(config.path_factor * (sigma_max / noise_sigma) ** 2 - 1e-9)  # 4 + 1e-10: 4
+    if steps <= length or length < 2:
+        return KnownDepthPath(max(1, min(steps, length)), sigma_max)
+    ratio = (sigma_max / noise_sigma) ** (1 / (length - 1))
+    above = math.floor(math.log(config.path_top / sigma_max) / math.log(ratio) + 1e-9)
+    extra = min(steps - length, above)
+    return KnownDepthPath(length + extra, min(sigma_max * ratio**extra, config.path_top))
 
 
 class NoiseLevels(NamedTuple):
