@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Quality against time per frame: every method's AbsRel and AIF PSNR against its median
+seconds per frame, per set and camera, from one ``tools/gpu_eval.sh`` call.
+
+Usage::
+
+    python benchmarks/quality_time.py benchmarks/results/eval_h200_s22/results.tgz \
+        --methods classical,dfd-dps:4,dfd-dps:20,dfd-dps:50 --out docs/quality_time.png \
+        --json benchmarks/results/eval_h200_s22/quality_time.json
+
+``RESULTS`` is read as by ``mismatch_figure.py`` (the four ``codedap-depth eval`` runs). Each
+(set, camera, noise level, method) gives one point: the mean AbsRel and AIF PSNR over its
+scenes and seeds, at the median of its frames' seconds (the first frame of a method also
+captures its CUDA graph, so the median, not the mean). DFD-DPS's step counts of one noise
+level are joined by a line in step order; methods without steps are single points. Draws a
+2x4 grid (rows: AbsRel, AIF PSNR; columns as in the mismatch figure; x: seconds, log axis),
+prints a markdown table and, with ``--json``, writes the points. Put only one call's rows in
+one figure: times from different machines do not compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+from mismatch_figure import CAMERAS, MARKERS, RUNS, Run, devices, mean_rows, read_runs  # noqa: E402
+
+#: Candidate x ticks (seconds); those within the data's range are labelled.
+TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+#: Figure rows: metric and its y label.
+PLOTTED = (("depth_absrel", "AbsRel (lower is better)"),
+           ("aif_psnr_db", "AIF PSNR (dB, higher is better)"))
+
+
+def median_seconds(runs: dict[Run, list[dict]]) -> dict[tuple[str, str, float, str], float]:
+    """Median ``seconds`` per (set, camera, noise, method); SystemExit names the run and row
+    whose ``seconds`` is missing or not a positive number."""
+    groups: dict[tuple[str, str, float, str], list[float]] = {}
+    for (set_name, camera), rows in runs.items():
+        for i, row in enumerate(rows):
+            value = row.get("seconds")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise SystemExit(f"eval_{set_name}_{camera}: row {i} has no positive seconds "
+                                 f"(got {value!r})")
+            key = (set_name, camera, float(row["noise_sigma"]), row["method"])
+            groups.setdefault(key, []).append(float(value))
+    return {key: float(np.median(values)) for key, values in groups.items()}
+
+
+def quality_points(runs: dict[Run, list[dict]], methods: list[str] | None) -> list[dict]:
+    """The means of ``mismatch_figure.mean_rows`` with their median seconds, for ``methods``
+    (all when None)."""
+    seconds = median_seconds(runs)
+    return [{**m, "seconds": seconds[(m["set"], m["camera"], m["noise_sigma"], m["method"])]}
+            for m in mean_rows(runs) if methods is None or m["method"] in methods]
+
+
+def step_count(method: str) -> int:
+    """The steps of a ``name:steps`` method label (0 for a method without steps)."""
+    return int(method.split(":")[1]) if ":" in method else 0
+
+
+def table(points: list[dict]) -> str:
+    """Markdown table of the points."""
+    lines = ["| set | camera | noise | method | s/frame (median) | AbsRel | AIF PSNR (dB) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in points:
+        lines.append(f"| {p['set']} | {p['camera']} | {p['noise_sigma']:g} | {p['method']} | "
+                     f"{p['seconds']:.3f} | {p['depth_absrel']:.3f} | {p['aif_psnr_db']:.2f} |")
+    return "\n".join(lines)
+
+
+def draw_panel(ax: plt.Axes, points: list[dict], metric: str) -> None:
+    """One metric against seconds per frame: per noise level (a colour), DFD-DPS's step counts
+    joined in step order, each method a marker."""
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    for i, noise in enumerate(sorted({p["noise_sigma"] for p in points})):
+        here = [p for p in points if p["noise_sigma"] == noise]
+        stepped = sorted((p for p in here if step_count(p["method"])),
+                         key=lambda p: step_count(p["method"]))
+        if len(stepped) > 1:
+            ax.plot([p["seconds"] for p in stepped], [p[metric] for p in stepped],
+                    color=f"C{i}", alpha=0.6)
+        for p in here:
+            ax.plot(p["seconds"], p[metric], linestyle="none", color=f"C{i}",
+                    marker=MARKERS[methods.index(p["method"]) % len(MARKERS)])
+    ax.set_xscale("log")
+    low, high = min(p["seconds"] for p in points), max(p["seconds"] for p in points)
+    ticks = [t for t in TICKS if low / 1.5 <= t <= high * 1.5]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.grid(alpha=0.3)
+
+
+def legend_handles(points: list[dict]) -> list:
+    """One handle per noise level (colour) and per method (marker)."""
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    noises = sorted({p["noise_sigma"] for p in points})
+    return ([plt.Line2D([], [], color=f"C{i}", label=f"noise {n:g}") for i, n in
+             enumerate(noises)]
+            + [plt.Line2D([], [], color="0.3", linestyle="none",
+                          marker=MARKERS[j % len(MARKERS)], label=m)
+               for j, m in enumerate(methods)])
+
+
+def quality_time_figure(points: list[dict], path: str | Path, title: str) -> None:
+    """The 2x4 grid (module docstring), one shared legend under it."""
+    fig, axes = plt.subplots(len(PLOTTED), len(RUNS), figsize=(3.3 * len(RUNS), 6.4),
+                             sharey="row", squeeze=False, layout="constrained")
+    for col, run in enumerate(RUNS):
+        subset = [p for p in points if (p["set"], p["camera"]) == run]
+        for row, (metric, label) in enumerate(PLOTTED):
+            ax = axes[row, col]
+            draw_panel(ax, subset, metric)
+            if row == 0:
+                ax.set_title(f"{run[0]}\n{CAMERAS[run[1]]}", fontsize=9)
+            if row == len(PLOTTED) - 1:
+                ax.set_xlabel("seconds per frame (median)")
+            if col == 0:
+                ax.set_ylabel(label, fontsize=9)
+    handles = legend_handles(points)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9,
+               frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="results.tgz of tools/gpu_eval.sh, or runs/")
+    parser.add_argument("--out", type=Path, required=True, help="figure (PNG)")
+    parser.add_argument("--json", type=Path, help="also write the points here")
+    parser.add_argument("--methods", type=lambda v: v.split(","),
+                        help="comma list of the methods to keep (default: all in the runs)")
+    args = parser.parse_args(argv)
+    runs = read_runs(args.results)
+    points = quality_points(runs, args.methods)
+    if not points:
+        raise SystemExit(f"{args.results}: no rows of methods {args.methods}")
+    device = devices(runs)
+    title = f"Quality against time per frame ({device}; means over scenes and seeds)"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    quality_time_figure(points, args.out, title)
+    print(f"## Quality against time ({device}; {args.results})\n")
+    print(table(points))
+    print(f"\nwrote {args.out}")
+    if args.json:
+        report = {"source": str(args.results), "device": device, "points": points}
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
