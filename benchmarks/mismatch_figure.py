@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -191,38 +191,58 @@ def draw_panel(ax: plt.Axes, means: list[dict], metric: str, methods: list[str],
     ax.grid(alpha=0.3)
 
 
-def mismatch_figure(means: list[dict], path: str | Path, noise: float, title: str) -> None:
-    """The 2x4 grid (module docstring), one shared legend under it."""
-    methods = list(dict.fromkeys(m["method"] for m in means))
-    fig, axes = plt.subplots(len(PLOTTED), len(RUNS), figsize=(3.3 * len(RUNS), 6.4),
+def grid_figure(means: list[dict], plotted: Sequence[tuple[str, str]],
+                draw: Callable[[plt.Axes, list[dict], str], None], xlabel: str,
+                column_title: Callable[[Run], str]) -> tuple[plt.Figure, np.ndarray]:
+    """A grid of panels: a row per ``plotted`` (metric, y label), a column per run of ``RUNS``;
+    ``draw(ax, the run's means, metric)`` fills each panel."""
+    fig, axes = plt.subplots(len(plotted), len(RUNS), figsize=(3.3 * len(RUNS), 6.4),
                              sharey="row", squeeze=False, layout="constrained")
     for col, run in enumerate(RUNS):
         subset = [m for m in means if (m["set"], m["camera"]) == run]
-        for row, (metric, label) in enumerate(PLOTTED):
+        for row, (metric, label) in enumerate(plotted):
             ax = axes[row, col]
-            draw_panel(ax, subset, metric, methods, noise)
+            draw(ax, subset, metric)
             if row == 0:
-                ax.set_title(panel_title(means, run), fontsize=9)
-            if row == len(PLOTTED) - 1:
-                ax.set_xlabel("noise sigma")
+                ax.set_title(column_title(run), fontsize=9)
+            if row == len(plotted) - 1:
+                ax.set_xlabel(xlabel)
             if col == 0:
                 ax.set_ylabel(label, fontsize=9)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+    return fig, axes
+
+
+def save_figure(fig: plt.Figure, handles: list, title: str, path: str | Path) -> None:
+    """One shared legend of ``handles`` under the grid, the title, and the PNG."""
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9,
                frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def results_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of both figure scripts: RESULTS, ``--out``, ``--json``, ``--methods``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("results", type=Path, help="results.tgz of tools/gpu_eval.sh, or runs/")
     parser.add_argument("--out", type=Path, required=True, help="figure (PNG)")
-    parser.add_argument("--json", type=Path, help="also write the means here")
+    parser.add_argument("--json", type=Path, help="also write what is plotted here")
     parser.add_argument("--methods", type=lambda v: v.split(","),
                         help="comma list of the methods to keep (default: all in the runs)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def mismatch_figure(means: list[dict], path: str | Path, noise: float, title: str) -> None:
+    """The 2x4 grid (module docstring), one shared legend under it."""
+    methods = list(dict.fromkeys(m["method"] for m in means))
+    fig, axes = grid_figure(
+        means, PLOTTED, lambda ax, subset, metric: draw_panel(ax, subset, metric, methods, noise),
+        "noise sigma", lambda run: panel_title(means, run))
+    save_figure(fig, axes[0, 0].get_legend_handles_labels()[0], title, path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = results_parser(__doc__.splitlines()[0]).parse_args(argv)
     runs = read_runs(args.results)
     means = [m for m in mean_rows(runs) if args.methods is None or m["method"] in args.methods]
     if not means:

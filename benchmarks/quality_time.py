@@ -20,7 +20,6 @@ one figure: times from different machines do not compare.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
-from mismatch_figure import CAMERAS, MARKERS, RUNS, Run, devices, mean_rows, read_runs  # noqa: E402
+from mismatch_figure import (  # noqa: E402
+    CAMERAS,
+    MARKERS,
+    Run,
+    devices,
+    grid_figure,
+    mean_rows,
+    read_runs,
+    results_parser,
+    save_figure,
+)
 
 #: Candidate x ticks (seconds); those within the data's range are labelled.
 TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -113,35 +122,13 @@ def legend_handles(points: list[dict]) -> list:
 
 def quality_time_figure(points: list[dict], path: str | Path, title: str) -> None:
     """The 2x4 grid (module docstring), one shared legend under it."""
-    fig, axes = plt.subplots(len(PLOTTED), len(RUNS), figsize=(3.3 * len(RUNS), 6.4),
-                             sharey="row", squeeze=False, layout="constrained")
-    for col, run in enumerate(RUNS):
-        subset = [p for p in points if (p["set"], p["camera"]) == run]
-        for row, (metric, label) in enumerate(PLOTTED):
-            ax = axes[row, col]
-            draw_panel(ax, subset, metric)
-            if row == 0:
-                ax.set_title(f"{run[0]}\n{CAMERAS[run[1]]}", fontsize=9)
-            if row == len(PLOTTED) - 1:
-                ax.set_xlabel("seconds per frame (median)")
-            if col == 0:
-                ax.set_ylabel(label, fontsize=9)
-    handles = legend_handles(points)
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9,
-               frameon=False)
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig, _ = grid_figure(points, PLOTTED, draw_panel, "seconds per frame (median)",
+                         lambda run: f"{run[0]}\n{CAMERAS[run[1]]}")
+    save_figure(fig, legend_handles(points), title, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="results.tgz of tools/gpu_eval.sh, or runs/")
-    parser.add_argument("--out", type=Path, required=True, help="figure (PNG)")
-    parser.add_argument("--json", type=Path, help="also write the points here")
-    parser.add_argument("--methods", type=lambda v: v.split(","),
-                        help="comma list of the methods to keep (default: all in the runs)")
-    args = parser.parse_args(argv)
+    args = results_parser(__doc__.splitlines()[0]).parse_args(argv)
     runs = read_runs(args.results)
     points = quality_points(runs, args.methods)
     if not points:

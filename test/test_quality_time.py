@@ -31,6 +31,14 @@ def script(monkeypatch):
     return quality_time
 
 
+@pytest.fixture
+def runs_order(script):
+    """The four (set, camera) runs in the figure's column order."""
+    import mismatch_figure
+
+    return mismatch_figure.RUNS
+
+
 def write_runs(folder, runs, drop_seconds_at=None) -> None:
     """The four eval runs of made-up rows under ``folder``; optionally one row without
     seconds."""
@@ -44,18 +52,18 @@ def write_runs(folder, runs, drop_seconds_at=None) -> None:
         (path / "results.json").write_text(json.dumps(rows))
 
 
-def test_points_are_mean_quality_at_median_seconds(script, tmp_path, capsys):
+def test_points_are_mean_quality_at_median_seconds(script, runs_order, tmp_path, capsys):
     runs = tmp_path / "runs"
-    write_runs(runs, script.RUNS)
+    write_runs(runs, runs_order)
     png, out = tmp_path / "fig" / "qt.png", tmp_path / "points.json"
     script.main([str(runs), "--methods", "dfd-dps:4,dfd-dps:20", "--out", str(png),
                  "--json", str(out)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     points = json.loads(out.read_text())["points"]
-    assert len(points) == len(script.RUNS) * len(NOISES) * 2  # classical left out
+    assert len(points) == len(runs_order) * len(NOISES) * 2  # classical left out
     point = next(p for p in points if p["set"] == "heldout" and p["camera"] == "camera_b"
                  and p["noise_sigma"] == 0.05 and p["method"] == "dfd-dps:20")
-    run = script.RUNS.index(("heldout", "camera_b"))
+    run = runs_order.index(("heldout", "camera_b"))
     rows = [made_up_row(run, 2, 1, k) for k in range(SEEDS)]
     assert point["seconds"] == np.median([r["seconds"] for r in rows]) == 3 * 2
     assert point["depth_absrel"] == pytest.approx(np.mean([r["depth_absrel"] for r in rows]))
@@ -63,10 +71,10 @@ def test_points_are_mean_quality_at_median_seconds(script, tmp_path, capsys):
     assert [script.step_count(m) for m in METHODS] == [0, 4, 20]
 
 
-def test_a_row_without_seconds_is_named(script, tmp_path):
+def test_a_row_without_seconds_is_named(script, runs_order, tmp_path):
     runs = tmp_path / "runs"
-    write_runs(runs, script.RUNS, drop_seconds_at=1)
-    set_name, camera = script.RUNS[1]
+    write_runs(runs, runs_order, drop_seconds_at=1)
+    set_name, camera = runs_order[1]
     with pytest.raises(SystemExit, match=f"eval_{set_name}_{camera}: row 4 has no positive "
                                          "seconds"):
         script.main([str(runs), "--out", str(tmp_path / "qt.png")])
