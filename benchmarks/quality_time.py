@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -87,11 +88,25 @@ def table(points: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def draw_panel(ax: plt.Axes, points: list[dict], metric: str) -> None:
+class Styles(NamedTuple):
+    """The figure's encodings, taken from all its points so that every panel and the legend
+    agree: a colour per noise level, a marker per method."""
+
+    noises: list[float]
+    methods: list[str]
+
+
+def styles_of(points: list[dict]) -> Styles:
+    """The noise levels (sorted) and methods (in order of appearance) of ``points``."""
+    return Styles(sorted({p["noise_sigma"] for p in points}),
+                  list(dict.fromkeys(p["method"] for p in points)))
+
+
+def draw_panel(ax: plt.Axes, points: list[dict], metric: str, styles: Styles) -> None:
     """One metric against seconds per frame: per noise level (a colour), DFD-DPS's step counts
     joined in step order, each method a marker."""
-    methods = list(dict.fromkeys(p["method"] for p in points))
-    for i, noise in enumerate(sorted({p["noise_sigma"] for p in points})):
+    methods = styles.methods
+    for i, noise in enumerate(styles.noises):
         here = [p for p in points if p["noise_sigma"] == noise]
         stepped = sorted((p for p in here if step_count(p["method"])),
                          key=lambda p: step_count(p["method"]))
@@ -109,22 +124,23 @@ def draw_panel(ax: plt.Axes, points: list[dict], metric: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def legend_handles(points: list[dict]) -> list:
+def legend_handles(styles: Styles) -> list:
     """One handle per noise level (colour) and per method (marker)."""
-    methods = list(dict.fromkeys(p["method"] for p in points))
-    noises = sorted({p["noise_sigma"] for p in points})
     return ([plt.Line2D([], [], color=f"C{i}", label=f"noise {n:g}") for i, n in
-             enumerate(noises)]
+             enumerate(styles.noises)]
             + [plt.Line2D([], [], color="0.3", linestyle="none",
                           marker=MARKERS[j % len(MARKERS)], label=m)
-               for j, m in enumerate(methods)])
+               for j, m in enumerate(styles.methods)])
 
 
 def quality_time_figure(points: list[dict], path: str | Path, title: str) -> None:
     """The 2x4 grid (module docstring), one shared legend under it."""
-    fig, _ = grid_figure(points, PLOTTED, draw_panel, "seconds per frame (median)",
+    styles = styles_of(points)
+    fig, _ = grid_figure(points, PLOTTED,
+                         lambda ax, subset, metric: draw_panel(ax, subset, metric, styles),
+                         "seconds per frame (median)",
                          lambda run: f"{run[0]}\n{CAMERAS[run[1]]}")
-    save_figure(fig, legend_handles(points), title, path)
+    save_figure(fig, legend_handles(styles), title, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
