@@ -195,3 +195,14 @@ def test_train_init_continues_from_earlier_weights_of_the_same_architecture(
     with pytest.raises(ValueError, match="another architecture.*block_out_channels"):
         main([*small[:-6], "--channels", "32,64", "--layers-per-block", "1", "--norm-groups",
               "8", "--out", str(tmp_path / "third"), "--max-steps", "1", "--init", str(first)])
+
+
+def test_train_refuses_a_timestep_focus_outside_the_schedule(capsys) -> None:
+    from codedap_depth.tools.prior_train import _parse_args
+
+    base = ["--data", "d.npz", "--out", "o"]
+    assert _parse_args([*base, "--t-focus", "512"]).t_focus == 512
+    for bad in (["--t-focus", "1001"], ["--t-focus", "-1"], ["--t-focus-share", "1.5"]):
+        with pytest.raises(SystemExit):
+            _parse_args([*base, *bad])
+        assert "--t-focus" in capsys.readouterr().err

@@ -5,7 +5,10 @@ Epsilon-prediction DDPM (1000-step linear betas) with a fully convolutional ``UN
 so the trained model runs at any frame size that is a multiple of 8 pixels. Each step uses one
 crop size (``--crop-min``..``--crop-max``, default 64..128 px, multiples of 16) with a batch
 chosen to keep pixels per batch constant. ``--init DIR`` continues from earlier weights (same
-architecture) instead of a random start.
+architecture) instead of a random start. ``--t-focus T`` draws a share ``--t-focus-share`` of
+each batch's timesteps from ``[0, T)`` instead of all 1000: the reconstruction samplers only
+denoise at levels up to 1.6 on [0, 1] intensities, t < 490, so the rest of the range is needed
+only for unconditional samples.
 Augmentation runs on the device: random scale (0.5..1 downscale, mip-mapped bilinear), flips,
 90-degree rotations, mild colour jitter, and optionally procedural dead-leaves images.
 
@@ -75,6 +78,8 @@ class TrainConfig(RunConfig):
     norm_groups: int = 32
     compile: bool = False
     init: str = ""  # folder of earlier weights to start from ("": random start)
+    t_focus: int = 0  # timesteps [0, t_focus) get t_focus_share of each batch (0: uniform)
+    t_focus_share: float = 0.8
 
 
 # ----------------------------------------------------------------------------------- data
@@ -209,6 +214,24 @@ def dead_leaves(b: int, c: int, colours: torch.Tensor, g: torch.Generator,
 # ------------------------------------------------------------------------------- training
 
 
+def sample_timesteps(b: int, train_steps: int, focus: int, share: float,
+                     g: torch.Generator) -> torch.Tensor:
+    """``b`` training timesteps (long, on ``g``'s device): uniform over ``[0, train_steps)``,
+    except that with ``focus`` > 0 each is drawn from ``[0, focus)`` with probability ``share``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> t = sample_timesteps(10000, 1000, 500, 0.8, g)
+    >>> bool(t.max() < 1000), round(float((t < 500).float().mean()), 1)
+    (True, 0.9)
+    """
+    dev = g.device
+    t = torch.randint(0, train_steps, (b,), device=dev, generator=g)
+    if not focus:
+        return t
+    low = torch.randint(0, focus, (b,), device=dev, generator=g)
+    return torch.where(torch.rand(b, device=dev, generator=g) < share, low, t)
+
+
 def _batch_for(crop: int, batch64: int) -> int:
     return max(1, round(batch64 * (64 / crop) ** 2))
 
@@ -230,16 +253,24 @@ def _parse_args(argv: list[str] | None) -> TrainConfig:
     ap.add_argument("--init", default=d.init,
                     help="start from the weights in this folder (unet.safetensors + "
                          "config.json of the same architecture) instead of a random start")
+    ap.add_argument("--t-focus", type=int, default=d.t_focus,
+                    help="draw --t-focus-share of the timesteps from [0, T) (0: all uniform)")
+    ap.add_argument("--t-focus-share", type=float, default=d.t_focus_share)
     a = ap.parse_args(argv)
     if not 0.0 <= a.dead_leaves <= 1.0:
         ap.error("--dead-leaves must be in [0, 1]")
+    if not 0 <= a.t_focus <= len(alphas_cumprod()):
+        ap.error(f"--t-focus must be in 0..{len(alphas_cumprod())}")
+    if not 0.0 <= a.t_focus_share <= 1.0:
+        ap.error("--t-focus-share must be in [0, 1]")
     return TrainConfig(
         data=a.data, out=a.out, minutes=a.minutes, max_steps=a.max_steps, batch=a.batch,
         crop_min=a.crop_min, crop_max=a.crop_max, lr=a.lr, weight_decay=a.weight_decay,
         warmup=a.warmup, ema=a.ema, dead_leaves=a.dead_leaves,
         channels=tuple(int(v) for v in a.channels.split(",")),
         layers_per_block=a.layers_per_block, norm_groups=a.norm_groups, device=a.device,
-        seed=a.seed, log_every=a.log_every, compile=a.compile, init=a.init)
+        seed=a.seed, log_every=a.log_every, compile=a.compile, init=a.init,
+        t_focus=a.t_focus, t_focus_share=a.t_focus_share)
 
 
 def _save(out: Path, ema: torch.nn.Module, config: dict, info: dict) -> None:
@@ -368,7 +399,7 @@ def train(cfg: TrainConfig, command: str) -> dict:
             if n_dl:
                 parts.append(dead_leaves(n_dl, c, colours, g))
             x0 = to_prior_range(torch.cat(parts))
-            t = torch.randint(0, abar.shape[0], (b,), device=dev, generator=g)
+            t = sample_timesteps(b, abar.shape[0], cfg.t_focus, cfg.t_focus_share, g)
             noise = torch.randn(x0.shape, device=dev, generator=g)
             a = abar[t].view(-1, 1, 1, 1)
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0), DDPM eq. 4
