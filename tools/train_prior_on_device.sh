@@ -13,7 +13,10 @@
 #   e.g. bash tools/train_prior_on_device.sh 12 --dead-leaves 0.25
 #        bash tools/train_prior_on_device.sh 8 --init codedap_depth/weights   # continue
 # Writes $OUT/prior/{unet.safetensors,config.json,scheduler.json,training.json,loss.jsonl},
-# $OUT/train.log, $OUT/prior_quality.json, $OUT/prior_samples.png, $OUT/bench.log.
+# $OUT/prior_quality.json and $OUT/prior_samples.png, and $OUT/shipped_quality.json: the same
+# benchmark of the shipped weights (codedap_depth/weights) on the same photos. Eight files at
+# most, the most the device tool brings back (with more, some are left out, weights included);
+# the logs stay in /tmp and are printed.
 set -euo pipefail
 MINUTES="${1:-12}"
 shift || true
@@ -31,7 +34,11 @@ no_bm3d=$(python3 -c 'import bm3d' 2>/dev/null || echo --no-bm3d)
 
 mkdir -p "$OUT"
 python3 -m codedap_depth.tools.prior_train --data .prior_data/photos.npz --out "$OUT/prior" \
-    --minutes "$MINUTES" --device cuda "$@" 2>&1 | tr '\r' '\n' | tee "$OUT/train.log"
+    --minutes "$MINUTES" --device cuda "$@" 2>&1 | tr '\r' '\n' > /tmp/train.log
+grep -v 'step/s\|it/s' /tmp/train.log | tail -n 5
 python3 benchmarks/prior_quality.py --weights "$OUT/prior" --device cuda --out "$OUT" \
-    --data .prior_data/photos.npz $no_bm3d 2>&1 | tee "$OUT/bench.log"
-ls -la "$OUT" "$OUT/prior"
+    --data .prior_data/photos.npz $no_bm3d
+python3 benchmarks/prior_quality.py --weights codedap_depth/weights --device cuda \
+    --out /tmp/shipped --data .prior_data/photos.npz $no_bm3d
+cp /tmp/shipped/prior_quality.json "$OUT/shipped_quality.json"
+find "$OUT" -type f | sort
