@@ -6,14 +6,16 @@
 # speed of both presets. Carry .whl/ (diffusers and its pure-Python needs, cp312), .evaldata/
 # (opencv-doc's aloeL.jpg and aloeGT.png) and .heldout_data/ (tools/fetch_heldout.py).
 # Writes $OUT/results.tgz (one folder per run: halves.json, results.json/.md of `codedap-depth
-# eval`, or bench.json) and logs, re-packed after each set and camera, so a call cut off at its
-# limit still returns what finished. To split the work over calls: CAMERAS (default "camera
-# camera_b") and SETS (default "dev heldout") pick cameras and sets; HALVES=0 skips the parts
-# that do not depend on the blind pipeline (image half with known depth, floors, steps with
-# known depth) and PARTS (default aif,floors) picks halves.py's parts; STEPS=0 skips the steps
-# part, EVAL=0 the blind eval, SPEED=0 the speed part; METHODS overrides the blind eval's
-# methods (default classical,dfd-dps:4,dfd-dps:20,dfd-dps:50). With five methods (unet added)
-# the evals alone took about 9 minutes on an H200 with figures (now not written).
+# eval`, or bench.json), re-packed after each set and camera, so a call cut off at its limit
+# still returns what finished. The runs themselves stay in /tmp: the device tool brings back at
+# most 8 files from $OUT and leaves the rest out, so only the archive goes there. To split the
+# work over calls: CAMERAS (default "camera camera_b") and SETS (default "dev heldout") pick
+# cameras and sets; HALVES=0 skips the parts that do not depend on the blind pipeline (image
+# half with known depth, floors, steps with known depth) and PARTS (default aif,floors) picks
+# halves.py's parts; STEPS=0 skips the steps part, EVAL=0 the blind eval, SPEED=0 the speed
+# part; METHODS overrides the blind eval's methods (default
+# classical,dfd-dps:4,dfd-dps:20,dfd-dps:50). With five methods (unet added) the evals alone
+# took about 9 minutes on an H200 with figures (now not written).
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
@@ -21,8 +23,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 export CODEDAP_OPENCV_DATA=$PWD/.evaldata CODEDAP_HELDOUT_DATA=$PWD/.heldout_data
 nvidia-smi -L
-runs=$OUT/runs
-mkdir -p "$runs"
+work=/tmp/gpu_eval
+runs=$work/runs
+mkdir -p "$runs" "$OUT"
 for camera in ${CAMERAS:-camera camera_b}; do
     for set in ${SETS:-dev heldout}; do
         [ "${HALVES:-1}" = 0 ] || timeout 150 python3 benchmarks/halves.py --parts "${PARTS:-aif,floors}" \
@@ -33,11 +36,11 @@ for camera in ${CAMERAS:-camera camera_b}; do
             --camera config/$camera.yaml --methods "${METHODS:-classical,dfd-dps:4,dfd-dps:20,dfd-dps:50}" \
             --noise 0.005,0.01,0.02,0.05 --seeds 3 \
             --device cuda --no-figures --out "$runs/eval_${set}_$camera"
-        tar czf "$OUT/results.tgz" -C "$OUT" runs  # after each run: a cut-off call keeps it
+        tar czf "$OUT/results.tgz" -C "$work" runs  # after each run: a cut-off call keeps it
     done
 done
 [ "${HALVES:-1}" = 0 ] || [ "${STEPS:-1}" = 0 ] || timeout 120 python3 benchmarks/halves.py --parts aif --set dev \
     --noise 0.01,0.05 --steps 4,10,20,50,100 --out "$runs/steps_dev"
 [ "${SPEED:-1}" = 0 ] || timeout 90 python3 -m codedap_depth.cli bench --device cuda --parts speed \
     --sizes 256x256,512x512,320x240 --steps 4,20 --samples 1 --cg 10 --out "$runs/speed"
-tar czf "$OUT/results.tgz" -C "$OUT" runs
+tar czf "$OUT/results.tgz" -C "$work" runs
