@@ -155,9 +155,11 @@ def test_train_smoke_writes_loadable_weights(tmp_path: Path) -> None:
     out = tmp_path / "run"
     main(["--data", str(data), "--out", str(out), "--device", "cpu", "--max-steps", "2",
           "--batch", "2", "--crop-max", "64", "--channels", "32,32", "--layers-per-block",
-          "1", "--norm-groups", "8", "--dead-leaves", "0.5", "--log-every", "1"])
+          "1", "--norm-groups", "8", "--dead-leaves", "0.5", "--log-every", "1",
+          "--t-focus", "512"])
     info = json.loads((out / "training.json").read_text())
     assert info["steps"] == 2 and math.isfinite(info["final_loss"])
+    assert (info["config"]["t_focus"], info["config"]["t_focus_share"]) == (512, 0.8)
     prior = load_prior("cpu", weights_dir=out)
     assert prior.size_multiple == 2
     eps = prior.eps(torch.zeros(1, 3, 8, 8), torch.tensor([10]))
