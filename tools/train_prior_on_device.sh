@@ -34,7 +34,8 @@ no_bm3d=$(python3 -c 'import bm3d' 2>/dev/null || echo --no-bm3d)
 
 mkdir -p "$OUT"
 python3 -m codedap_depth.tools.prior_train --data .prior_data/photos.npz --out "$OUT/prior" \
-    --minutes "$MINUTES" --device cuda "$@" 2>&1 | tr '\r' '\n' > /tmp/train.log
+    --minutes "$MINUTES" --device cuda "$@" 2>&1 | tr '\r' '\n' > /tmp/train.log \
+    || { tail -n 40 /tmp/train.log; exit 1; }  # a failed run prints why
 grep -v 'step/s\|it/s' /tmp/train.log | tail -n 5
 python3 benchmarks/prior_quality.py --weights "$OUT/prior" --device cuda --out "$OUT" \
     --data .prior_data/photos.npz $no_bm3d

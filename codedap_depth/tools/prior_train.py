@@ -259,8 +259,9 @@ def _parse_args(argv: list[str] | None) -> TrainConfig:
     a = ap.parse_args(argv)
     if not 0.0 <= a.dead_leaves <= 1.0:
         ap.error("--dead-leaves must be in [0, 1]")
-    if not 0 <= a.t_focus <= len(alphas_cumprod()):
-        ap.error(f"--t-focus must be in 0..{len(alphas_cumprod())}")
+    train_steps = SCHEDULER_CONFIG["num_train_timesteps"]
+    if not 0 <= a.t_focus <= train_steps:
+        ap.error(f"--t-focus must be in 0..{train_steps}")
     if not 0.0 <= a.t_focus_share <= 1.0:
         ap.error("--t-focus-share must be in [0, 1]")
     return TrainConfig(
