@@ -81,6 +81,14 @@ class SamplerConfig:
             +1.3 dB at 4 steps; with the true depth it would cost 0.3-0.8 dB.
         depth_start: fraction of the steps after which depth is re-fitted from the
             data-consistent image (before it, the warm start's depth is kept).
+        depth_refits: at most this many re-fits, in the last steps (``depth_refit_start``).
+            Each re-fit reads depth from an image just made consistent with the previous
+            depth, so re-fitting at every step of the second half made blind depth and AIF
+            worse with every step added; with a fixed count more steps only refine the image
+            first. 2 (as a 4-step frame has) was chosen on the dev scenes (CPU, 320x240,
+            session 24, `benchmarks/NOTES.md`): at 20 steps each re-fit added beyond 2 raised
+            AbsRel and lowered delta1 and AIF on motorcycle, aloe and layered at noise 0.01 and
+            0.05; slanted's textureless sky is the exception in AbsRel.
         depth_radius: radius (pixels) of the guided filter that pools the depth evidence.
         depth_eps: regularisation of that guided filter (squared [0, 1] intensities): larger
             is closer to a plain box mean, smaller follows the image's edges more.
@@ -103,6 +111,7 @@ class SamplerConfig:
     cg_iterations: int = 10
     step_gradient_sigma: float = 0.2
     depth_start: float = 0.5
+    depth_refits: int = 2
     depth_radius: int = 8
     depth_eps: float = 1e-2
     init_cg_iterations: int = 20
@@ -129,6 +138,8 @@ class SamplerConfig:
             raise ValueError("cg_iterations and init_cg_iterations must be >= 0")
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be odd and positive, got {self.window}")
+        if self.depth_refits < 0:
+            raise ValueError(f"depth_refits must be >= 0, got {self.depth_refits}")
         if self.depth_radius < 0 or not self.depth_eps > 0:
             raise ValueError("depth_radius must be >= 0 and depth_eps positive")
         if not 0.0 <= self.renoise <= 1.0:
@@ -248,6 +259,17 @@ def ddim_schedule(prior: Prior, steps: int) -> list[tuple[int, float, float]]:
     return [(t, abar[t], a_prev) for t, a_prev in zip(times, prev, strict=True)]
 
 
+def depth_refit_start(steps: int, config: SamplerConfig) -> int:
+    """First step at which a blind ``dfd_dps`` frame of ``steps`` steps re-fits depth (``steps``
+    if none): not before ``config.depth_start`` of the steps, nor before the last
+    ``config.depth_refits``, nor at step 0 (the warm start's depth is fresh there).
+
+    >>> [depth_refit_start(n, SamplerConfig()) for n in (1, 2, 4, 20, 100)]
+    [1, 1, 2, 18, 98]
+    """
+    return max(1, math.ceil(config.depth_start * steps), steps - config.depth_refits)
+
+
 def path_damping(steps: int, path_steps: int) -> float:
     """Share of the way each ``dfd_dps`` step moves towards its image step's solution: 1 up to
     ``path_steps`` steps, then ``(path_steps - 1) / (steps - 1)``, so that the total movement
@@ -344,7 +366,8 @@ def dfd_dps(
 
     1. Denoise: the current image, scaled into the prior's state at the timestep of ``s_i``
        (plus ``renoise`` fresh noise), through the network; Tweedie's formula gives ``z``.
-    2. Depth (from ``depth_start``): re-fitted from the current data-consistent image
+    2. Depth (in the last ``depth_refits`` steps, ``depth_refit_start``): re-fitted from the
+       current data-consistent image
        (``depth_from_image``: per-layer re-blur residual, guided-filter pooling with that image
        as guide, parabola refinement).
     3. Image: ``x* = argmin ||valid (A_u x - y)||^2 + lambda (sigma_n / s_i)^2 ||x - z||^2
@@ -369,6 +392,7 @@ def dfd_dps(
     y, model, valid, noise_sigma = problem.y, problem.model, problem.valid, problem.noise_sigma
     levels = noise_levels(prior, steps, config.sigma_max, noise_sigma, y.device)
     kappa = path_damping(steps, config.path_steps)
+    refit_from = depth_refit_start(steps, config) if problem.fit_depth else steps
     smooth = config.step_gradient_sigma if problem.fit_depth else 0.0
     lambda_g = (noise_sigma / smooth) ** 2 if smooth else 0.0
     count = valid.sum() * y.shape[1] * samples
@@ -386,7 +410,7 @@ def dfd_dps(
             eps = prior.eps(x_t, levels.t[i].expand(samples))
             z = measured(predict_x0(x_t, eps, a), channels)
             # (2) depth from the data-consistent image of the previous step
-            if problem.fit_depth and i >= config.depth_start * steps and i > 0:
+            if i >= refit_from:
                 v = inv_to_v(model, depth_from_image(model, y, x, config.depth_radius,
                                                      config.depth_eps))
                 operator = model.at(v_to_inv(model, v))

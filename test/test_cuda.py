@@ -55,7 +55,7 @@ def test_graph_replay_matches_the_eager_sampler(bank):
     reference = eager(coded, seed=3)
     assert np.array_equal(first.depth, replay.depth) and np.array_equal(first.aif, replay.aif)
     # same noise, same math; kernels may round differently, which can flip a pixel's best
-    # layer in the depth re-fit (done at every step from depth_start; 96.4 % of pixels agreed
+    # layer in the depth re-fits (of the last steps, `depth_refit_start`; 96.4 % of pixels agreed
     # within 1 mm on an H200), so compare most pixels tightly and all of them loosely
     error = np.abs(replay.depth - reference.depth)
     assert np.mean(error < 1e-3) > 0.9 and error.mean() < 0.02, (np.mean(error < 1e-3),

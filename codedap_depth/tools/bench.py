@@ -35,7 +35,7 @@ from codedap_depth.metrics import depth_metrics, psnr
 from codedap_depth.optics import Camera, PSFBank, synthesize_bank
 from codedap_depth.pipeline import ReconstructionConfig, Reconstructor
 from codedap_depth.prior import Prior, to_prior_range
-from codedap_depth.sampler import SamplerConfig
+from codedap_depth.sampler import SamplerConfig, depth_refit_start
 from codedap_depth.scenes import load_scene
 from codedap_depth.simulate import simulate_capture
 
@@ -192,7 +192,7 @@ def stage_breakdown(camera: Camera, prior: Prior, size: tuple[int, int]) -> dict
     inv = torch.full((1, 1, height, width), 1.0, device=device)
     valid, sigma = torch.ones_like(y[:, :1]), torch.tensor(0.01, device=device)
     t = torch.full((1,), 500, device=device, dtype=torch.long)
-    refits = sum(1 for i in range(1, steps) if i >= sampler.depth_start * steps)
+    refits = steps - depth_refit_start(steps, sampler)
     with torch.no_grad():
         stages = {
             "frame_ms": frame,
