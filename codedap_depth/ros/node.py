@@ -20,8 +20,9 @@ the launch argument ``lifecycle:=true``) for the managed variant.
 
 This module is the entry point. It imports only the standard library at module level so that
 SIGINT and SIGTERM are handled from the first line of ``main``: during start-up a signal
-abandons it, while spinning it ends the spin loop; either way the node is destroyed, further
-signals are ignored during that clean-up, and the exit status is 0.
+abandons it (at once, or, if it lands inside an import or the executor's construction, as soon
+as that is over), while spinning it ends the spin loop; either way the node is destroyed,
+further signals are ignored during that clean-up, and the exit status is 0.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 NODE_NAME = "codedap_depth"
 #: how often the spin loop looks at the signal flag
@@ -41,8 +45,9 @@ class _Stop(BaseException):
 
 
 class _Signals:
-    """SIGINT/SIGTERM handling of the node process: raise ``_Stop`` while starting, set
-    ``requested`` while spinning, ignore both while cleaning up."""
+    """SIGINT/SIGTERM handling of the node process: raise ``_Stop`` while starting (deferred
+    out of imports and ``deferred()`` blocks), set ``requested`` while spinning, ignore both
+    while cleaning up."""
 
     def __init__(self) -> None:
         self.requested: int | None = None
@@ -52,13 +57,31 @@ class _Signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, handler)
 
-    def _raise(self, signum: int, frame) -> None:
+    def _raise(self, signum: int, frame: FrameType | None) -> None:
         self.requested = signum
-        if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
-            # inside the import system's weakref callbacks an exception is only printed
-            # ("Exception ignored in ...") and lost: leave it to ``spinning()``, which stops
+        if _inside_import(frame):
+            # an exception raised inside an import can be lost (the import system's weakref
+            # callbacks only print it) or abort a native module's initialisation (SIGABRT):
+            # leave it to the next ``check()``
             return
         raise _Stop
+
+    def check(self) -> None:
+        """Raise ``_Stop`` if a signal arrived while it could not be raised."""
+        if self.requested is not None:
+            raise _Stop
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a signal until the block is done, then stop: for constructors that an
+        exception would leave half-built (rclpy's executor then prints a traceback as it is
+        collected)."""
+        self._install(self._note)
+        try:
+            yield
+        finally:
+            self._install(self._raise)
+        self.check()
 
     def _note(self, signum: int, frame) -> None:
         self.requested = signum
@@ -66,12 +89,20 @@ class _Signals:
     def spinning(self) -> None:
         """From now on a signal only sets ``requested`` (the spin loop checks it)."""
         self._install(self._note)
-        if self.requested is not None:  # arrived just before the switch
-            raise _Stop
+        self.check()  # arrived just before the switch
 
     def ignore(self) -> None:
         """Ignore further signals: clean-up must finish."""
         self._install(signal.SIG_IGN)
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    """Whether ``frame`` (the one a signal interrupted) runs inside the import system."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _parse_args(argv: list[str]) -> tuple[list[str], bool]:
@@ -129,6 +160,7 @@ def _run(argv: list[str], signals: _Signals) -> int:
 
     from codedap_depth.ros.settings import StartupError
 
+    signals.check()  # one that came during those imports
     try:  # signals stay ours: rclpy's handler would shut the context down under the executor
         rclpy.init(args=[NODE_NAME, *ros_args], signal_handler_options=SignalHandlerOptions.NO)
     except RCLError as err:
@@ -143,8 +175,10 @@ def _run(argv: list[str], signals: _Signals) -> int:
             from codedap_depth.ros.depth_node import DepthNode
 
             node = DepthNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        signals.check()
+        with signals.deferred():
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
         signals.spinning()
         while signals.requested is None:
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
