@@ -87,8 +87,9 @@ class SamplerConfig:
             worse with every step added; with a fixed count more steps only refine the image
             first. 2 (as a 4-step frame has) was chosen on the dev scenes (CPU, 320x240,
             session 24, `benchmarks/NOTES.md`): at 20 steps each re-fit added beyond 2 raised
-            AbsRel and lowered delta1 and AIF on motorcycle, aloe and layered at noise 0.01 and
-            0.05; slanted's textureless sky is the exception in AbsRel.
+            AbsRel and lowered delta1 on motorcycle, aloe and layered at noise 0.01 and 0.05,
+            and lowered the dev-mean AIF; slanted's textureless sky is the exception in
+            AbsRel.
         depth_radius: radius (pixels) of the guided filter that pools the depth evidence.
         depth_eps: regularisation of that guided filter (squared [0, 1] intensities): larger
             is closer to a plain box mean, smaller follows the image's edges more.
