@@ -39,8 +39,12 @@ for camera in ${CAMERAS:-camera camera_b}; do
         tar czf "$OUT/results.tgz" -C "$work" runs  # after each run: a cut-off call keeps it
     done
 done
-[ "${HALVES:-1}" = 0 ] || [ "${STEPS:-1}" = 0 ] || timeout 120 python3 benchmarks/halves.py --parts aif --set dev \
-    --noise 0.01,0.05 --steps 4,10,20,50,100 --out "$runs/steps_dev"
+# known depth against steps, default camera: 4 and 20 steps are the image-half runs above
+for set in ${SETS:-dev heldout}; do
+    [ "${HALVES:-1}" = 0 ] || [ "${STEPS:-1}" = 0 ] || timeout 150 python3 benchmarks/halves.py \
+        --parts aif --set $set --noise 0.005,0.01,0.02,0.05 --steps 10,50,100 --seeds 1 \
+        --out "$runs/steps_$set"
+done
 [ "${SPEED:-1}" = 0 ] || timeout 90 python3 -m codedap_depth.cli bench --device cuda --parts speed \
     --sizes 256x256,512x512,320x240 --steps 4,20 --samples 1 --cg 10 --out "$runs/speed"
 tar czf "$OUT/results.tgz" -C "$work" runs
